@@ -1,0 +1,95 @@
+"""`genejobs datasets`: register, list and generate datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.output import format_option, frame
+from storage import queries, synth
+from storage.datasets import IMPUTERS, prepare, read_table, write_parquet
+from storage.db import reading
+from worker import inbox
+from worker.config import settings
+
+
+@click.group()
+def datasets():
+    """Register and list datasets (samples x genes plus a label column)."""
+
+
+@datasets.command("add")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--label", "label_col", required=True, help="The label column.")
+@click.option("--name", default=None, help="Dataset name [default: the file name's stem].")
+@click.option("--id-col", default=None, help="The sample id column, if there is one.")
+@click.option(
+    "--impute",
+    type=click.Choice(IMPUTERS),
+    default=None,
+    help="Fill missing gene values; without it they are an error.",
+)
+def add(path, label_col, name, id_col, impute):
+    """Validate a CSV, TSV or Parquet file and register it.
+
+    The file is stored under the data dir as Parquet and identified by a hash
+    of its content: adding the same content twice returns the first dataset.
+    """
+    name = name or path.stem
+    prepared = prepare(read_table(path), label_col, id_col=id_col, impute=impute, source=str(path))
+    inbox.require_redis()
+    temp = write_parquet(prepared, settings().spool_dir)
+    try:
+        reply = inbox.request(
+            {
+                "op": "register_dataset",
+                "meta": prepared.metadata(),
+                "temp_path": str(temp),
+                "name": name,
+                "source": str(path.resolve()),
+            }
+        )
+    finally:
+        temp.unlink(missing_ok=True)
+    if reply["existing"]:
+        click.echo(
+            f"the same content is already registered as '{reply['name']}' ({reply['dataset_id']})"
+        )
+    else:
+        click.echo(
+            f"registered '{reply['name']}' ({reply['dataset_id']}): "
+            f"{len(prepared.frame)} samples, {len(prepared.genes)} genes, "
+            f"{len(prepared.classes)} classes"
+        )
+
+
+@datasets.command("list")
+@format_option
+def list_(fmt):
+    """List registered datasets."""
+    with reading() as con:
+        frame(queries.datasets(con), fmt, title="datasets")
+
+
+@datasets.command("demo")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Where to write the CSV."
+)
+@click.option("--samples", type=click.IntRange(min=10), default=150, show_default=True)
+@click.option("--genes", type=click.IntRange(min=2), default=200, show_default=True)
+@click.option("--classes", type=click.IntRange(min=2, max=26), default=3, show_default=True)
+def demo(out, samples, genes, classes):
+    """Write a synthetic expression dataset (label `tissue`, id `sample_id`).
+
+    Twelve genes named SIG01..SIG12 carry the class signal; the rest are noise.
+    """
+    table = synth.expression(
+        samples=samples, genes=genes, classes=classes, informative=min(12, genes)
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    click.echo(f"wrote {out}: {samples} samples, {genes} genes, {classes} classes")
+
+
+COMMANDS = [datasets]

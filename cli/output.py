@@ -1,0 +1,73 @@
+"""Printing results as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import click
+import pandas as pd
+
+FORMATS = ("table", "csv", "json")
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="How to print the result.",
+)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def frame(df: pd.DataFrame, fmt: str, title: str | None = None) -> None:
+    """Print a DataFrame in the chosen format."""
+    if fmt == "csv":
+        click.echo(df.to_csv(index=False), nl=False)
+        return
+    if fmt == "json":
+        click.echo(df.to_json(orient="records", date_format="iso", default_handler=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for column in df.columns:
+        numeric = pd.api.types.is_numeric_dtype(df[column])
+        table.add_column(str(column), justify="right" if numeric else "left")
+    for row in df.itertuples(index=False):
+        table.add_row(*(_cell(v) for v in row))
+    Console(file=sys.stdout, width=max(100, Console().width)).print(table)
+
+
+def record(values: dict, fmt: str, title: str | None = None) -> None:
+    """Print one record (a mapping) in the chosen format."""
+    if fmt == "json":
+        click.echo(json.dumps(values, default=str))
+        return
+    if fmt == "csv":
+        click.echo(pd.DataFrame([values]).to_csv(index=False), nl=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in values.items():
+        table.add_row(
+            str(key),
+            _cell(value) if not isinstance(value, dict | list) else json.dumps(value, default=str),
+        )
+    Console(file=sys.stdout, width=max(100, Console().width)).print(table)

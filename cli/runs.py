@@ -1,0 +1,92 @@
+"""Enqueueing seeded runs and following a job until it ends."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+
+import click
+
+from worker import inbox
+
+TASK_NAME = "genejobs.importance_run"  # tasks.importance.TASK_NAME, without importing sklearn
+
+
+def enqueue_runs(plan: dict, retry: bool = False) -> int:
+    """Send one compute task per seed of a plan; return how many were sent."""
+    from worker.app import app
+
+    with app.producer_or_acquire() as producer:
+        for seed in plan["seeds"]:
+            task_id = f"{plan['job_id']}-{seed}" + (f"-{uuid.uuid4().hex[:6]}" if retry else "")
+            app.send_task(
+                TASK_NAME,
+                kwargs={
+                    "job_id": plan["job_id"],
+                    "dataset_id": plan["dataset_id"],
+                    "dataset_path": plan["dataset_path"],
+                    "model": plan["model"],
+                    "seed": seed,
+                    "test_size": plan["test_size"],
+                },
+                queue=inbox.COMPUTE_QUEUE,
+                task_id=task_id,
+                producer=producer,
+                shadow=f"importance {plan['model']} seed={seed} job={plan['job_id']}",
+            )
+    return len(plan["seeds"])
+
+
+def wait_for(job_id: str, total: int, poll: float = 0.2) -> dict[str, int]:
+    """Show a progress bar (done, failed, rate, ETA) until no run of the job is pending."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}"),
+        TextColumn("{task.fields[rate]} runs/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ]
+    started = time.monotonic()
+    counts: dict[str, int] = {}
+    with Progress(*columns, transient=False, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(job_id, total=total, failed=0, rate="-")
+        while True:
+            counts = inbox.progress(job_id)
+            finished = counts.get("done", 0) + counts.get("failed", 0)
+            elapsed = time.monotonic() - started
+            bar.update(
+                task,
+                completed=finished,
+                failed=counts.get("failed", 0),
+                rate=f"{counts.get('done', 0) / elapsed:.1f}" if elapsed > 0 else "-",
+            )
+            if counts and counts.get("pending", 1) == 0:
+                break
+            time.sleep(poll)
+    return counts
+
+
+def report(job_id: str, counts: dict[str, int]) -> None:
+    """Print how a job ended; fail the command if any run failed."""
+    click.echo(
+        f"job {job_id}: {counts.get('done', 0)} done, {counts.get('failed', 0)} failed, "
+        f"{counts.get('cancelled', 0)} cancelled"
+    )
+    if counts.get("failed", 0):
+        raise click.ClickException(
+            f"{counts['failed']} runs failed; see `genejobs jobs show {job_id}`, "
+            f"then `genejobs jobs retry {job_id}`"
+        )

@@ -1,0 +1,32 @@
+"""`genejobs sql`: read-only SQL on the results file."""
+
+from __future__ import annotations
+
+import click
+
+from cli.output import format_option, frame
+from storage import queries
+from storage.db import reading
+
+
+@click.command()
+@click.argument("query")
+@format_option
+@click.option(
+    "--wait",
+    "lock_wait",
+    type=float,
+    default=None,
+    help="Seconds to wait while the writer holds the file [default: $GENEJOBS_LOCK_WAIT or 30].",
+)
+def sql(query, fmt, lock_wait):
+    """Run read-only SQL (SELECT, EXPLAIN) on the results.
+
+    Tables: datasets, jobs, runs, importances. Statements that would write
+    are refused.
+    """
+    with reading(lock_wait) as con:
+        frame(queries.run_sql(con, query), fmt)
+
+
+COMMANDS = [sql]

@@ -1,0 +1,67 @@
+"""`genejobs up`, `down` and `status`: the local stack."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import click
+
+from cli.output import format_option, record
+from worker import stack
+from worker.config import settings
+
+
+@click.command()
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="number of cores",
+    help="Compute worker processes.",
+)
+@click.option("--no-flower", is_flag=True, help="Do not start Flower.")
+@click.option(
+    "--flower-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Flower's port [default: $GENEJOBS_FLOWER_PORT or 5555].",
+)
+@click.option("--detach", is_flag=True, help="Return once everything is up.")
+def up(workers, no_flower, flower_port, detach):
+    """Start Redis, the compute workers, the writer and Flower (what is not running yet).
+
+    Redis is started from the bundled redis-server only when nothing answers
+    at $GENEJOBS_REDIS_URL. Without --detach, the command stays in the
+    foreground and Ctrl-C stops what it started.
+    """
+    port = flower_port or settings().flower_port
+    started = stack.start(workers, not no_flower, port, progress=click.echo)
+    if not started:
+        click.echo("everything was already running")
+    if detach:
+        click.echo("stop it with `genejobs down`")
+        return
+    click.echo("running; press Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        stack.stop(started, progress=click.echo)
+
+
+@click.command()
+def down():
+    """Stop what `genejobs up` started, by the pids it recorded."""
+    if not stack.stop(progress=click.echo):
+        click.echo("nothing that `genejobs up` started is running")
+
+
+@click.command()
+@format_option
+def status(fmt):
+    """Say what is reachable and alive, the queue lengths, and the database path."""
+    record(stack.status(), fmt, title="genejobs")
+
+
+COMMANDS = [up, down, status]

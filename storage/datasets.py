@@ -1,0 +1,254 @@
+"""Dataset files: read a user's table, validate it, and store it as Parquet.
+
+A dataset is samples x genes plus one label column. It is stored once under
+the data dir as `datasets/<dataset_id>.parquet`, where the id is a hash of the
+content (genes, sample ids, values, labels), so the same content registered
+twice is one dataset. The Parquet file's schema metadata names the label and
+id columns, so a worker needs only the path.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from worker.errors import InputError
+
+READERS = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": None}
+META_KEY = b"genejobs"
+IMPUTERS = ("mean", "median", "zero")
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """A validated table, ready to be written and registered."""
+
+    frame: pd.DataFrame  # index: sample ids; columns: genes, then the label
+    label_col: str
+    id_col: str | None
+    genes: tuple[str, ...]
+    classes: tuple[str, ...]
+    class_counts: tuple[int, ...]
+    dataset_id: str
+
+    def metadata(self) -> dict:
+        return {
+            "dataset_id": self.dataset_id,
+            "label_col": self.label_col,
+            "id_col": self.id_col,
+            "n_samples": len(self.frame),
+            "n_genes": len(self.genes),
+            "classes": list(self.classes),
+            "class_counts": list(self.class_counts),
+            "genes": list(self.genes),
+        }
+
+
+@dataclass(frozen=True)
+class ExpressionMatrix:
+    """What a fit needs: the gene matrix, integer class codes, and their names."""
+
+    X: np.ndarray
+    y: np.ndarray
+    classes: tuple[str, ...]
+    genes: tuple[str, ...]
+    sample_ids: tuple[str, ...]
+
+
+def _header(path: Path, sep: str) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle, delimiter=sep), [])
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV, TSV or Parquet file, refusing duplicate column names."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    if not path.is_file():
+        raise InputError(f"not a file: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise InputError(
+            f"unsupported file type {suffix or '(none)'} for {path}; use .csv, .tsv or .parquet"
+        )
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty")
+    sep = READERS[suffix]
+    try:
+        if sep is None:
+            import pyarrow.parquet as pq
+
+            columns = pq.read_schema(path).names
+            frame = pd.read_parquet(path)
+        else:
+            columns = _header(path, sep)
+            frame = pd.read_csv(path, sep=sep, low_memory=False)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise InputError(f"cannot read {path}: {first}") from None
+    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    if dupes:
+        raise InputError(
+            f"{path} has duplicate column names: {', '.join(dupes[:5])}"
+            + (f" and {len(dupes) - 5} more" if len(dupes) > 5 else "")
+        )
+    if frame.empty or len(frame.columns) == 0:
+        raise InputError(f"{path} has no samples")
+    return frame
+
+
+def _list(names, limit=5) -> str:
+    names = [str(n) for n in names]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def prepare(
+    frame: pd.DataFrame,
+    label_col: str,
+    id_col: str | None = None,
+    impute: str | None = None,
+    source: str = "the table",
+) -> PreparedDataset:
+    """Validate a table of samples x genes plus a label; raise InputError on the first problem."""
+    if label_col not in frame.columns:
+        raise InputError(
+            f"label column '{label_col}' is not in {source} (columns: {_list(frame.columns)})"
+        )
+    if id_col is not None:
+        if id_col not in frame.columns:
+            raise InputError(f"id column '{id_col}' is not in {source}")
+        if id_col == label_col:
+            raise InputError("the id column and the label column must differ")
+        ids = frame[id_col].astype(str)
+        if ids.duplicated().any():
+            dup = ids[ids.duplicated()].unique()
+            raise InputError(f"duplicate sample ids in {source}: {_list(dup)}")
+        index = pd.Index(ids, name=id_col)
+    else:
+        index = pd.Index([f"sample_{i + 1}" for i in range(len(frame))], name="sample_id")
+    labels = frame[label_col]
+    if labels.isna().any():
+        where = index[labels.isna().to_numpy()]
+        raise InputError(
+            f"{int(labels.isna().sum())} samples have no label in '{label_col}' (first: {where[0]})"
+        )
+    genes = [c for c in frame.columns if c not in (label_col, id_col)]
+    if not genes:
+        raise InputError(f"{source} has no gene columns besides the label")
+    gene_frame = frame[genes]
+    non_numeric = [
+        c
+        for c in genes
+        if not pd.api.types.is_numeric_dtype(gene_frame[c])
+        or pd.api.types.is_bool_dtype(gene_frame[c])
+    ]
+    if non_numeric:
+        hint = " (is one of them the sample id? pass --id-col)" if id_col is None else ""
+        raise InputError(
+            f"{len(non_numeric)} gene columns are not numeric: {_list(non_numeric)}{hint}"
+        )
+    values = gene_frame.to_numpy(dtype=np.float64, copy=True)
+    if not np.isfinite(values[~np.isnan(values)]).all():
+        raise InputError(f"{source} has infinite values")
+    missing = np.isnan(values)
+    if missing.any():
+        if impute is None:
+            row, col = np.argwhere(missing)[0]
+            raise InputError(
+                f"{int(missing.sum())} missing values in {int(missing.any(axis=0).sum())} genes "
+                f"(first: gene {genes[col]}, sample {index[row]}); "
+                "fix them or pass --impute mean|median|zero"
+            )
+        if impute not in IMPUTERS:
+            raise InputError(f"unknown imputation '{impute}'; use one of {', '.join(IMPUTERS)}")
+        if impute == "zero":
+            fill = np.zeros(values.shape[1])
+        else:
+            with np.errstate(all="ignore"):
+                fill = (np.nanmean if impute == "mean" else np.nanmedian)(values, axis=0)
+            if np.isnan(fill).any():
+                empty = [genes[i] for i in np.flatnonzero(np.isnan(fill))]
+                raise InputError(f"genes with no values at all cannot be imputed: {_list(empty)}")
+        values = np.where(missing, fill[None, :], values)
+    label_text = labels.astype(str).to_numpy()
+    classes, counts = np.unique(label_text, return_counts=True)
+    if len(classes) < 2:
+        raise InputError(
+            f"label '{label_col}' has one class ({classes[0]}); a classifier needs at least two"
+        )
+    out = pd.DataFrame(values, columns=genes, index=index)
+    out[label_col] = label_text
+    return PreparedDataset(
+        frame=out,
+        label_col=label_col,
+        id_col=id_col,
+        genes=tuple(str(g) for g in genes),
+        classes=tuple(str(c) for c in classes),
+        class_counts=tuple(int(n) for n in counts),
+        dataset_id=content_hash(out, label_col),
+    )
+
+
+def content_hash(frame: pd.DataFrame, label_col: str) -> str:
+    """Hash what makes two datasets the same: genes, sample ids, values and labels."""
+    digest = hashlib.sha256()
+    genes = [c for c in frame.columns if c != label_col]
+    digest.update(json.dumps([genes, list(map(str, frame.index))]).encode())
+    digest.update(np.ascontiguousarray(frame[genes].to_numpy(dtype=np.float64)).tobytes())
+    digest.update(json.dumps(frame[label_col].astype(str).tolist()).encode())
+    return digest.hexdigest()[:16]
+
+
+def write_parquet(prepared: PreparedDataset, directory: Path) -> Path:
+    """Write the dataset to a new temporary Parquet file in `directory` and return its path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(prepared.frame, preserve_index=True)
+    meta = dict(table.schema.metadata or {})
+    meta[META_KEY] = json.dumps(
+        {"label_col": prepared.label_col, "id_col": prepared.id_col}
+    ).encode()
+    table = table.replace_schema_metadata(meta)
+    path = directory / f".{prepared.dataset_id}.{uuid.uuid4().hex}.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def load_matrix(path: Path) -> ExpressionMatrix:
+    """Load a stored dataset as a matrix with integer class codes (classes sorted)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[META_KEY])
+    frame = table.to_pandas()
+    label_col = meta["label_col"]
+    labels = frame.pop(label_col).astype(str).to_numpy()
+    classes, codes = np.unique(labels, return_inverse=True)
+    return ExpressionMatrix(
+        X=np.ascontiguousarray(frame.to_numpy(dtype=np.float64)),
+        y=codes.astype(np.int64),
+        classes=tuple(str(c) for c in classes),
+        genes=tuple(str(c) for c in frame.columns),
+        sample_ids=tuple(str(i) for i in frame.index),
+    )
+
+
+def load_frame(path: Path) -> tuple[pd.DataFrame, str, str | None]:
+    """Load a stored dataset as a DataFrame (index = sample ids) with its label and id names."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[META_KEY])
+    return table.to_pandas(), meta["label_col"], meta["id_col"]

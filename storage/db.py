@@ -1,0 +1,67 @@
+"""Opening the DuckDB file: one read-write process (the writer), readers that wait their turn.
+
+DuckDB lets one process hold a file read-write, and a reader in another
+process cannot open it meanwhile. The writer holds the file only while it has
+work, so readers retry briefly on a lock instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from worker.config import settings
+from worker.errors import GenejobsError, StoreBusy
+
+_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text
+
+
+def connect(path: Path, read_only: bool, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the file, retrying while another process holds a conflicting lock."""
+    wait = settings().lock_wait if wait is None else wait
+    deadline = time.monotonic() + wait
+    pause = 0.005
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=dict(_CONFIG))
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise GenejobsError(f"cannot open {path}: {str(exc).splitlines()[0]}") from None
+            if time.monotonic() > deadline:
+                raise StoreBusy(
+                    f"{path} stayed locked by another process for {wait:.0f} s; "
+                    "try again, or raise GENEJOBS_LOCK_WAIT"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+@contextlib.contextmanager
+def reading(wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the results file, closed on exit."""
+    path = settings().db_path
+    if not path.exists():
+        raise GenejobsError(f"no results file at {path} yet; start the stack with `genejobs up`")
+    con = connect(path, read_only=True, wait=wait)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def first(rows: list[tuple]) -> tuple | None:
+    """The first row of a fetched result, or None.
+
+    Results are always fetched whole: DuckDB refuses new work on a connection
+    while a result is only partly read.
+    """
+    return rows[0] if rows else None

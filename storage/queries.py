@@ -1,0 +1,200 @@
+"""Read-side queries over the results file.
+
+Every function takes an open connection (read-only for the CLI, the writer's
+own for planning) and returns plain values or DataFrames. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from storage.db import first
+from storage.schema import RunStatus
+from worker.errors import InputError, NotFoundError
+
+READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+
+def dataset(con: duckdb.DuckDBPyConnection, name_or_id: str) -> dict:
+    """One dataset's row, found by name or id."""
+    cursor = con.execute(
+        "SELECT * FROM datasets WHERE name = ? OR dataset_id = ? ORDER BY name = ? DESC LIMIT 1",
+        [name_or_id, name_or_id, name_or_id],
+    )
+    row = first(cursor.fetchall())
+    if row is None:
+        raise NotFoundError(f"unknown dataset '{name_or_id}'; see `genejobs datasets list`")
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+
+def datasets(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(
+        """SELECT name, dataset_id, n_samples, n_genes, len(classes) AS n_classes, label_col,
+                  parent_id, source, created_at
+           FROM datasets ORDER BY created_at"""
+    ).df()
+
+
+_JOB_COUNTS = """
+    SELECT j.job_id, j.kind, d.name AS dataset, j.model,
+           CASE WHEN j.cancelled THEN 'cancelled'
+                WHEN count(*) FILTER (WHERE r.status = 'pending') > 0 THEN 'running'
+                WHEN count(*) FILTER (WHERE r.status = 'failed') > 0 THEN 'failed'
+                ELSE 'done' END AS status,
+           j.n_runs AS runs,
+           count(*) FILTER (WHERE r.status = 'done')      AS done,
+           count(*) FILTER (WHERE r.status = 'failed')    AS failed,
+           count(*) FILTER (WHERE r.status = 'pending')   AS pending,
+           count(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,
+           round(avg(r.accuracy), 4) AS mean_accuracy,
+           strftime(j.created_at, '%Y-%m-%d %H:%M:%S') AS created,
+           strftime(max(r.finished_at), '%Y-%m-%d %H:%M:%S') AS finished
+    FROM jobs j JOIN datasets d USING (dataset_id) LEFT JOIN runs r USING (job_id)
+"""
+
+
+def jobs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(
+        _JOB_COUNTS
+        + """
+        GROUP BY j.job_id, j.kind, d.name, j.model, j.n_runs, j.cancelled, j.created_at
+        ORDER BY j.created_at"""
+    ).df()
+
+
+def job(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:
+    """One job's summary: counts by status, parameters, holdout accuracy spread, errors."""
+    frame = con.execute(
+        _JOB_COUNTS + " WHERE j.job_id = ? GROUP BY j.job_id, j.kind, d.name, j.model, j.n_runs, "
+        "j.cancelled, j.created_at",
+        [job_id],
+    ).df()
+    if frame.empty:
+        raise NotFoundError(f"unknown job '{job_id}'; see `genejobs jobs list`")
+    summary = frame.iloc[0].to_dict()
+    params = first(con.execute("SELECT params FROM jobs WHERE job_id = ?", [job_id]).fetchall())[0]
+    summary["params"] = json.loads(params)
+    stats = first(
+        con.execute(
+            """SELECT min(accuracy), quantile_cont(accuracy, 0.5), max(accuracy), stddev(accuracy),
+                  avg(n_selected), avg(fit_seconds)
+           FROM runs WHERE job_id = ? AND status = 'done'""",
+            [job_id],
+        ).fetchall()
+    )
+    for key, value in zip(
+        [
+            "min_accuracy",
+            "median_accuracy",
+            "max_accuracy",
+            "sd_accuracy",
+            "mean_genes_selected",
+            "mean_fit_seconds",
+        ],
+        stats,
+        strict=True,
+    ):
+        summary[key] = value
+    summary["errors"] = [
+        {"seed": seed, "error": error}
+        for seed, error in con.execute(
+            "SELECT seed, error FROM runs WHERE job_id = ? AND status = 'failed' "
+            "ORDER BY seed LIMIT 5",
+            [job_id],
+        ).fetchall()
+    ]
+    return summary
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which runs a gene question is about: one job, or every job on a dataset and model."""
+
+    where: str
+    params: tuple
+    label: str
+
+
+def scope(
+    con: duckdb.DuckDBPyConnection, job_id: str | None, dataset_name: str | None, model: str | None
+) -> Scope:
+    if job_id is not None:
+        if dataset_name is not None or model is not None:
+            raise InputError("give either --job or --dataset with --model, not both")
+        row = first(
+            con.execute("SELECT dataset_id, model FROM jobs WHERE job_id = ?", [job_id]).fetchall()
+        )
+        if row is None:
+            raise NotFoundError(f"unknown job '{job_id}'; see `genejobs jobs list`")
+        return Scope("job_id = ?", (job_id,), f"job {job_id}")
+    if dataset_name is None or model is None:
+        raise InputError("give --job, or both --dataset and --model")
+    found = dataset(con, dataset_name)
+    return Scope(
+        "dataset_id = ? AND model = ?",
+        (found["dataset_id"], model),
+        f"dataset {found['name']}, model {model}",
+    )
+
+
+def gene_counts(
+    con: duckdb.DuckDBPyConnection,
+    where: Scope,
+    top: int | None = None,
+    min_importance: float | None = None,
+    class_label: str | None = None,
+) -> tuple[int, pd.DataFrame]:
+    """Per gene: how many finished runs selected it, with mean importance, rank and direction.
+
+    Selected means a non-zero importance, or rank <= `top` when given, and
+    importance >= `min_importance` when given. Returns (runs counted, table).
+    """
+    total = first(
+        con.execute(
+            f"SELECT count(*) FROM runs WHERE {where.where} AND status = ?",
+            [*where.params, RunStatus.DONE.value],
+        ).fetchall()
+    )[0]
+    filters = [where.where, "class_label IS NULL" if class_label is None else "class_label = ?"]
+    params = [*where.params] + ([] if class_label is None else [class_label])
+    if top is not None:
+        filters.append("rank <= ?")
+        params.append(top)
+    if min_importance is not None:
+        filters.append("importance >= ?")
+        params.append(min_importance)
+    frame = con.execute(
+        f"""SELECT gene, count(*) AS runs, count(*) / ?::DOUBLE AS fraction,
+                   avg(importance) AS mean_importance, avg(rank) AS mean_rank,
+                   avg((coef > 0)::INTEGER) AS positive_fraction
+            FROM importances WHERE {" AND ".join(filters)}
+            GROUP BY gene ORDER BY runs DESC, mean_importance DESC, gene""",
+        [max(total, 1), *params],
+    ).df()
+    return int(total), frame
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:
+    """Run read-only SQL; refuse any statement that is not a query."""
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as exc:
+        raise InputError(f"SQL error: {str(exc).splitlines()[0]}") from None
+    if not statements:
+        raise InputError("no SQL statement given")
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in READ_ONLY_STATEMENTS:
+            raise InputError(
+                f"refusing {kind} statement: `genejobs sql` only reads (SELECT, EXPLAIN)"
+            )
+    try:
+        for statement in statements[:-1]:
+            con.execute(statement)
+        return con.execute(statements[-1]).df()
+    except duckdb.Error as exc:
+        raise InputError(f"SQL error: {str(exc).splitlines()[0]}") from None

@@ -1,0 +1,483 @@
+"""The writer's side of the results file.
+
+Contract: only the single writer process calls `ResultStore`; each method
+runs inside the writer's open transaction and either applies all of its
+change or raises. Every write is idempotent, keyed by what the task did:
+a run moves pending -> done once (done is final), so a redelivered result is
+dropped; a failure is only recorded over a pending run; planning reserves
+seeds as `pending` rows under PRIMARY KEY (dataset_id, model, seed), so two
+jobs can never hold the same seed. Bulk writes go through pandas frames,
+never row by row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from storage import queries
+from storage.datasets import PreparedDataset, load_frame, prepare, write_parquet
+from storage.db import first
+from storage.schema import DDL, RunStatus
+from tasks.models import MODELS
+from worker.config import settings
+from worker.errors import InputError, NotFoundError
+
+SEED_LIMIT = 2**32 - 1  # numpy and scikit-learn take random_state below 2**32
+_EXHAUSTIVE_DRAW = 5_000_000  # below this many candidates, list the unused seeds outright
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in DDL:
+        con.execute(statement)
+
+
+def check_split(n_samples: int, class_counts: list[int], test_size: float) -> None:
+    """Refuse a test size that leaves too few samples for a stratified split."""
+    if not 0 < test_size < 1:
+        raise InputError(f"--test-size must be between 0 and 1, got {test_size}")
+    n_test = math.ceil(test_size * n_samples)
+    n_train = n_samples - n_test
+    n_classes = len(class_counts)
+    if min(class_counts) < 2:
+        raise InputError("a class has a single sample; stratified splits need at least 2 per class")
+    if n_test < n_classes or n_train < n_classes:
+        raise InputError(
+            f"--test-size {test_size} gives {n_train} training and {n_test} test samples; "
+            f"a stratified split of {n_classes} classes needs at least {n_classes} in each"
+        )
+
+
+class ResultStore:
+    """Writer-side operations on an open read-write connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self._labels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    # datasets ---------------------------------------------------------------
+
+    def register_dataset(
+        self, meta: dict, temp_path: str, name: str, source: str, parent_id: str | None = None
+    ) -> dict:
+        """Register a validated dataset whose Parquet file waits at `temp_path`.
+
+        The same content under any name is the same dataset: the existing one is
+        returned and the temporary file removed.
+        """
+        temp = Path(temp_path)
+        try:
+            existing = first(
+                self.con.execute(
+                    "SELECT name FROM datasets WHERE dataset_id = ?", [meta["dataset_id"]]
+                ).fetchall()
+            )
+            if existing is not None:
+                return {"dataset_id": meta["dataset_id"], "name": existing[0], "existing": True}
+            clash = first(
+                self.con.execute(
+                    "SELECT dataset_id FROM datasets WHERE name = ?", [name]
+                ).fetchall()
+            )
+            if clash is not None:
+                raise InputError(
+                    f"a different dataset is already registered as '{name}'; choose another --name"
+                )
+            relative = Path("datasets") / f"{meta['dataset_id']}.parquet"
+            self.con.execute(
+                """INSERT INTO datasets (dataset_id, name, path, label_col, id_col, n_samples,
+                       n_genes, classes, class_counts, genes, source, parent_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [
+                    meta["dataset_id"],
+                    name,
+                    str(relative),
+                    meta["label_col"],
+                    meta["id_col"],
+                    meta["n_samples"],
+                    meta["n_genes"],
+                    meta["classes"],
+                    meta["class_counts"],
+                    meta["genes"],
+                    source,
+                    parent_id,
+                ],
+            )
+            os.replace(temp, settings().home / relative)
+            return {"dataset_id": meta["dataset_id"], "name": name, "existing": False}
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def filter_dataset(
+        self,
+        job_id: str | None,
+        dataset_name: str | None,
+        model: str | None,
+        min_count: int,
+        top: int | None,
+        name: str,
+    ) -> dict:
+        """Register a reduced dataset of the genes selected in at least `min_count` runs."""
+        if min_count < 1:
+            raise InputError(f"--min-count must be at least 1, got {min_count}")
+        where = queries.scope(self.con, job_id, dataset_name, model)
+        total, counts = queries.gene_counts(self.con, where, top=top)
+        if total == 0:
+            raise InputError(f"no finished runs for {where.label}")
+        genes = counts.loc[counts["runs"] >= min_count, "gene"].tolist()
+        if not genes:
+            raise InputError(
+                f"no gene was selected in {min_count} or more of the {total} runs for {where.label}"
+            )
+        if job_id is not None:
+            source_id = first(
+                self.con.execute(
+                    "SELECT dataset_id FROM jobs WHERE job_id = ?", [job_id]
+                ).fetchall()
+            )[0]
+            source = queries.dataset(self.con, source_id)
+        else:
+            source = queries.dataset(self.con, dataset_name)
+        frame, label_col, id_col = load_frame(settings().home / source["path"])
+        reduced = frame[[g for g in source["genes"] if g in set(genes)] + [label_col]]
+        prepared: PreparedDataset = prepare(
+            reduced.reset_index(), label_col, id_col=reduced.index.name
+        )
+        temp = write_parquet(prepared, settings().spool_dir)
+        reply = self.register_dataset(
+            prepared.metadata(),
+            str(temp),
+            name,
+            source=f"genes selected in >= {min_count} of {total} runs of {where.label}"
+            + (f" (top {top})" if top else ""),
+            parent_id=source["dataset_id"],
+        )
+        reply["n_genes"] = len(genes)
+        return reply
+
+    # planning ---------------------------------------------------------------
+
+    def plan_importance(
+        self,
+        job_id: str,
+        dataset_name: str,
+        model: str,
+        runs: int,
+        test_size: float,
+        seed_max: int,
+        seeds: list[int] | None,
+    ) -> dict:
+        """Create an importance job: reserve `runs` seeds never used for (dataset, model).
+
+        Planning the same job id again returns the plan already made, so a
+        request the writer applies twice creates one job.
+        """
+        existing = first(
+            self.con.execute(
+                "SELECT j.dataset_id, d.name, d.path, j.model, list(r.seed ORDER BY r.seed), "
+                "any_value(r.test_size) FROM jobs j JOIN datasets d USING (dataset_id) "
+                "JOIN runs r USING (job_id) WHERE job_id = ? GROUP BY ALL",
+                [job_id],
+            ).fetchall()
+        )
+        if existing is not None:
+            return {
+                "job_id": job_id,
+                "dataset_id": existing[0],
+                "dataset": existing[1],
+                "dataset_path": existing[2],
+                "model": existing[3],
+                "seeds": existing[4],
+                "test_size": existing[5],
+            }
+        if model not in MODELS:
+            raise InputError(f"unknown model '{model}'; choose from {', '.join(MODELS)}")
+        found = queries.dataset(self.con, dataset_name)
+        check_split(found["n_samples"], found["class_counts"], test_size)
+        if not 1 <= seed_max <= SEED_LIMIT:
+            raise InputError(f"--seed-max must be between 1 and {SEED_LIMIT}, got {seed_max}")
+        if seeds:
+            chosen = self._check_explicit_seeds(found, model, seeds)
+        else:
+            if runs < 1:
+                raise InputError(f"--runs must be at least 1, got {runs}")
+            chosen = self._draw_seeds(found, model, runs, seed_max)
+        params = {
+            "dataset": found["name"],
+            "model": model,
+            "runs": len(chosen),
+            "test_size": test_size,
+            "seed_max": seed_max,
+            "explicit_seeds": bool(seeds),
+        }
+        self.con.execute(
+            "INSERT INTO jobs (job_id, kind, dataset_id, model, params, n_runs) "
+            "VALUES (?, 'importance', ?, ?, ?, ?)",
+            [job_id, found["dataset_id"], model, json.dumps(params), len(chosen)],
+        )
+        planned = pd.DataFrame({"seed": np.asarray(chosen, dtype=np.int64)})
+        self.con.register("planned", planned)
+        try:
+            self.con.execute(
+                "INSERT INTO runs (dataset_id, model, seed, job_id, status, test_size) "
+                "SELECT ?, ?, seed, ?, ?, ? FROM planned",
+                [found["dataset_id"], model, job_id, RunStatus.PENDING.value, test_size],
+            )
+        finally:
+            self.con.unregister("planned")
+        return {
+            "job_id": job_id,
+            "dataset_id": found["dataset_id"],
+            "dataset": found["name"],
+            "dataset_path": found["path"],
+            "model": model,
+            "test_size": test_size,
+            "seeds": [int(s) for s in chosen],
+        }
+
+    def _check_explicit_seeds(self, found: dict, model: str, seeds: list[int]) -> list[int]:
+        bad = [s for s in seeds if not 1 <= s <= SEED_LIMIT]
+        if bad:
+            raise InputError(f"seeds must be between 1 and {SEED_LIMIT}: {bad[:5]}")
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise InputError(f"seeds given more than once: {repeated[:10]}")
+        used = self._used_among(found["dataset_id"], model, seeds)
+        if used:
+            shown = ", ".join(map(str, used[:10])) + (
+                f" and {len(used) - 10} more" if len(used) > 10 else ""
+            )
+            raise InputError(
+                f"seeds already used for dataset {found['name']} and model {model}: {shown}"
+            )
+        return list(seeds)
+
+    def _used_among(self, dataset_id: str, model: str, candidates) -> list[int]:
+        frame = pd.DataFrame({"seed": np.asarray(candidates, dtype=np.int64)})
+        self.con.register("candidates", frame)
+        try:
+            rows = self.con.execute(
+                "SELECT c.seed FROM candidates c JOIN runs r ON r.seed = c.seed "
+                "AND r.dataset_id = ? AND r.model = ? ORDER BY c.seed",
+                [dataset_id, model],
+            ).fetchall()
+        finally:
+            self.con.unregister("candidates")
+        return [int(r[0]) for r in rows]
+
+    def _draw_seeds(self, found: dict, model: str, runs: int, seed_max: int) -> list[int]:
+        used_count = first(
+            self.con.execute(
+                "SELECT count(*) FROM runs WHERE dataset_id = ? AND model = ? AND seed <= ?",
+                [found["dataset_id"], model, seed_max],
+            ).fetchall()
+        )[0]
+        remaining = seed_max - used_count
+        if runs > remaining:
+            raise InputError(
+                f"only {remaining} unused seeds remain in 1..{seed_max} for "
+                f"dataset {found['name']} and model {model}; asked for {runs}"
+            )
+        rng = np.random.default_rng()
+        if seed_max <= _EXHAUSTIVE_DRAW:
+            used = np.asarray(
+                [
+                    r[0]
+                    for r in self.con.execute(
+                        "SELECT seed FROM runs WHERE dataset_id = ? AND model = ? AND seed <= ?",
+                        [found["dataset_id"], model, seed_max],
+                    ).fetchall()
+                ],
+                dtype=np.int64,
+            )
+            free = np.setdiff1d(np.arange(1, seed_max + 1, dtype=np.int64), used)
+            return rng.choice(free, size=runs, replace=False).tolist()
+        chosen: list[int] = []
+        taken: set[int] = set()
+        while len(chosen) < runs:
+            need = runs - len(chosen)
+            draw = np.unique(rng.integers(1, seed_max, size=need + need // 10 + 8, endpoint=True))
+            fresh = [int(s) for s in draw if int(s) not in taken]
+            used = set(self._used_among(found["dataset_id"], model, fresh))
+            for seed in fresh:
+                if seed not in used and len(chosen) < runs:
+                    chosen.append(seed)
+                    taken.add(seed)
+        rng.shuffle(chosen)
+        return chosen
+
+    # results ----------------------------------------------------------------
+
+    def record_done(self, messages: list[dict]) -> set[str]:
+        """Record finished runs and their importances; repeats and late copies are dropped."""
+        if not messages:
+            return set()
+        batch = pd.DataFrame([{k: v for k, v in m.items() if k != "importances"} for m in messages])
+        batch["position"] = np.arange(len(batch))
+        batch = batch.drop_duplicates(["dataset_id", "model", "seed"], keep="first")
+        self.con.register("batch", batch)
+        try:
+            accepted = self.con.execute(
+                f"""SELECT b.* FROM batch b JOIN runs r
+                      ON r.dataset_id = b.dataset_id AND r.model = b.model AND r.seed = b.seed
+                     AND r.job_id = b.job_id
+                    WHERE r.status <> '{RunStatus.DONE.value}'"""
+            ).df()
+        finally:
+            self.con.unregister("batch")
+        if accepted.empty:
+            return set()
+        self.con.register("accepted", accepted)
+        try:
+            self.con.execute(
+                f"""UPDATE runs SET status = '{RunStatus.DONE.value}', accuracy = a.accuracy,
+                        precision = a.precision, recall = a.recall, f1 = a.f1,
+                        n_train = a.n_train, n_test = a.n_test, n_selected = a.n_selected,
+                        fit_seconds = a.fit_seconds, worker = a.worker, error = NULL,
+                        attempts = runs.attempts + 1, finished_at = now()
+                    FROM accepted a
+                    WHERE runs.dataset_id = a.dataset_id AND runs.model = a.model
+                      AND runs.seed = a.seed"""
+            )
+        finally:
+            self.con.unregister("accepted")
+        rows = self._importance_rows([messages[i] for i in accepted["position"]])
+        if rows is not None and len(rows):
+            self.con.register("importance_rows", rows)
+            try:
+                self.con.execute(
+                    "INSERT INTO importances (job_id, dataset_id, model, seed, class_label, "
+                    "gene, importance, coef, rank) SELECT job_id, dataset_id, model, seed, "
+                    "class_label, gene, importance, coef, rank FROM importance_rows"
+                )
+            finally:
+                self.con.unregister("importance_rows")
+        return set(accepted["job_id"])
+
+    def _labels_of(self, dataset_id: str) -> tuple[np.ndarray, np.ndarray]:
+        if dataset_id not in self._labels:
+            genes, classes = first(
+                self.con.execute(
+                    "SELECT genes, classes FROM datasets WHERE dataset_id = ?", [dataset_id]
+                ).fetchall()
+            )
+            self._labels[dataset_id] = (
+                np.asarray(genes, dtype=object),
+                np.asarray(list(classes) + [None], dtype=object),
+            )
+        return self._labels[dataset_id]
+
+    def _importance_rows(self, messages: list[dict]) -> pd.DataFrame | None:
+        parts = []
+        for message in messages:
+            columns = message["importances"]
+            n = len(columns["gene_index"])
+            if n == 0:
+                continue
+            genes, classes = self._labels_of(message["dataset_id"])
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "job_id": [message["job_id"]] * n,
+                        "dataset_id": [message["dataset_id"]] * n,
+                        "model": [message["model"]] * n,
+                        "seed": np.full(n, message["seed"], dtype=np.int64),
+                        # class index -1 (the summary) picks the trailing None
+                        "class_label": classes[np.asarray(columns["class_index"], dtype=np.int64)],
+                        "gene": genes[np.asarray(columns["gene_index"], dtype=np.int64)],
+                        "importance": np.asarray(columns["importance"], dtype=np.float64),
+                        "coef": np.asarray(columns["coef"], dtype=np.float64),
+                        "rank": np.asarray(columns["rank"], dtype=np.int32),
+                    }
+                )
+            )
+        return pd.concat(parts, ignore_index=True) if parts else None
+
+    def record_failed(self, messages: list[dict]) -> set[str]:
+        """Record failed runs; a failure never overwrites a finished or cancelled run."""
+        if not messages:
+            return set()
+        batch = pd.DataFrame(messages).drop_duplicates(["dataset_id", "model", "seed"], keep="last")
+        self.con.register("failures", batch)
+        try:
+            self.con.execute(
+                f"""UPDATE runs SET status = '{RunStatus.FAILED.value}', error = f.error,
+                        worker = f.worker, attempts = runs.attempts + 1, finished_at = now()
+                    FROM failures f
+                    WHERE runs.dataset_id = f.dataset_id AND runs.model = f.model
+                      AND runs.seed = f.seed AND runs.job_id = f.job_id
+                      AND runs.status = '{RunStatus.PENDING.value}'"""
+            )
+        finally:
+            self.con.unregister("failures")
+        return set(batch["job_id"])
+
+    # job control ------------------------------------------------------------
+
+    def _job(self, job_id: str) -> tuple:
+        row = first(
+            self.con.execute(
+                "SELECT j.dataset_id, j.model, d.path, d.name FROM jobs j JOIN datasets d "
+                "USING (dataset_id) WHERE job_id = ?",
+                [job_id],
+            ).fetchall()
+        )
+        if row is None:
+            raise NotFoundError(f"unknown job '{job_id}'; see `genejobs jobs list`")
+        return row
+
+    def cancel_job(self, job_id: str) -> dict:
+        """Mark a job cancelled and its pending runs with it; finished runs stay."""
+        self._job(job_id)
+        self.con.execute("UPDATE jobs SET cancelled = true WHERE job_id = ?", [job_id])
+        cancelled = self.con.execute(
+            f"UPDATE runs SET status = '{RunStatus.CANCELLED.value}', finished_at = now() "
+            f"WHERE job_id = ? AND status = '{RunStatus.PENDING.value}' RETURNING seed",
+            [job_id],
+        ).fetchall()
+        return {"job_id": job_id, "cancelled": len(cancelled)}
+
+    def retry_job(self, job_id: str, include_pending: bool) -> dict:
+        """Put a job's failed runs (and, if asked, its pending ones) back to pending."""
+        dataset_id, model, path, name = self._job(job_id)
+        statuses = [RunStatus.FAILED.value] + ([RunStatus.PENDING.value] if include_pending else [])
+        rows = self.con.execute(
+            f"""UPDATE runs SET status = '{RunStatus.PENDING.value}', error = NULL
+                WHERE job_id = ? AND status IN ({", ".join("?" * len(statuses))})
+                RETURNING seed, test_size""",
+            [job_id, *statuses],
+        ).fetchall()
+        if rows:
+            self.con.execute("UPDATE jobs SET cancelled = false WHERE job_id = ?", [job_id])
+        return {
+            "job_id": job_id,
+            "dataset_id": dataset_id,
+            "dataset": name,
+            "dataset_path": path,
+            "model": model,
+            "seeds": sorted(int(r[0]) for r in rows),
+            "test_size": rows[0][1] if rows else None,
+        }
+
+    def job_counts(self, job_ids: set[str]) -> dict[str, dict[str, int]]:
+        """Run counts by status for the given jobs, for progress reporting."""
+        if not job_ids:
+            return {}
+        ids = sorted(job_ids)
+        rows = self.con.execute(
+            f"SELECT job_id, status, count(*) FROM runs WHERE job_id IN "
+            f"({', '.join('?' * len(ids))}) GROUP BY ALL",
+            ids,
+        ).fetchall()
+        counts = {job_id: {s.value: 0 for s in RunStatus} for job_id in ids}
+        for job_id, status, n in rows:
+            counts[job_id][status] = n
+        for job_id in ids:
+            counts[job_id]["total"] = sum(counts[job_id][s.value] for s in RunStatus)
+        return counts

@@ -1,0 +1,55 @@
+"""The Celery app that the CLI enqueues to and the compute workers run.
+
+JSON only on the broker; late acks with reject-on-worker-lost, so a task whose
+worker dies is run again (the writer makes that harmless); one task prefetched
+per process; task events on for Flower.
+"""
+
+from __future__ import annotations
+
+import os
+
+from worker.config import THREAD_CAPS, settings
+
+for _name, _value in THREAD_CAPS.items():
+    os.environ.setdefault(_name, _value)
+
+from celery import Celery  # noqa: E402
+
+from worker.inbox import COMPUTE_QUEUE  # noqa: E402
+
+
+def make_app() -> Celery:
+    config = settings()
+    celery_app = Celery(
+        "genejobs", broker=config.redis_url, backend=config.redis_url, include=["tasks.importance"]
+    )
+    celery_app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=COMPUTE_QUEUE,
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        task_track_started=True,
+        task_ignore_result=True,
+        result_expires=24 * 3600,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        # Longer than the longest task, or Redis hands a running task to a
+        # second worker; the restore sweep brings back tasks of dead workers.
+        broker_transport_options={
+            "visibility_timeout": config.visibility_timeout,
+            "unacked_restore_interval": config.restore_interval,
+            "unacked_restore_throttle": 1,
+        },
+        result_backend_transport_options={"visibility_timeout": config.visibility_timeout},
+    )
+    return celery_app
+
+
+app = make_app()

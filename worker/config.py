@@ -1,0 +1,93 @@
+"""All configuration in one place, read from environment variables.
+
+| variable                      | default                          |
+| ----------------------------- | -------------------------------- |
+| GENEJOBS_HOME                 | ~/.genejobs                      |
+| GENEJOBS_REDIS_URL            | redis://127.0.0.1:6379/0         |
+| GENEJOBS_DB                   | $GENEJOBS_HOME/results.duckdb    |
+| GENEJOBS_VISIBILITY_TIMEOUT   | 21600 (seconds; 6 h)             |
+| GENEJOBS_RESTORE_INTERVAL     | 10 (seconds between sweeps for   |
+|                               | unacknowledged tasks)            |
+| GENEJOBS_FLOWER_PORT          | 5555                             |
+| GENEJOBS_LOCK_WAIT            | 30 (seconds a reader waits for   |
+|                               | the DuckDB file)                 |
+
+Settings are read when asked for, so a test or a launcher can change the
+environment and every later call sees it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where genejobs keeps its files and how it reaches Redis."""
+
+    home: Path
+    redis_url: str
+    db_path: Path
+    visibility_timeout: int
+    restore_interval: int
+    flower_port: int
+    lock_wait: float
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home / "spool"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.home / "redis"
+
+    def ensure_dirs(self) -> None:
+        for path in (
+            self.datasets_dir,
+            self.spool_dir,
+            self.run_dir,
+            self.logs_dir,
+            self.redis_dir,
+            self.db_path.parent,
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def settings() -> Settings:
+    """Read the settings from the environment now."""
+    home = Path(os.environ.get("GENEJOBS_HOME", "~/.genejobs")).expanduser().resolve()
+    db = os.environ.get("GENEJOBS_DB")
+    return Settings(
+        home=home,
+        redis_url=os.environ.get("GENEJOBS_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        db_path=Path(db).expanduser().resolve() if db else home / "results.duckdb",
+        visibility_timeout=int(os.environ.get("GENEJOBS_VISIBILITY_TIMEOUT", "21600")),
+        restore_interval=int(os.environ.get("GENEJOBS_RESTORE_INTERVAL", "10")),
+        flower_port=int(os.environ.get("GENEJOBS_FLOWER_PORT", "5555")),
+        lock_wait=float(os.environ.get("GENEJOBS_LOCK_WAIT", "30")),
+    )
+
+
+# Workers run one fit per process; the queue supplies the parallelism, so
+# BLAS and OpenMP pools would only oversubscribe the cores.
+THREAD_CAPS = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+}

@@ -1,0 +1,118 @@
+"""The writer's inbox on Redis, and the small shared state around it.
+
+Compute workers and the CLI never open the DuckDB file. They push JSON
+messages onto one Redis list; the single writer pops them, applies them in
+batches, and answers requests on a per-request reply list. Job progress and
+cancel flags also live here, so the CLI can follow a job without waiting for
+the database lock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import redis
+
+from worker.config import settings
+from worker.errors import GenejobsError, ServiceUnavailable
+
+INBOX = "genejobs:inbox"
+PROCESSING = "genejobs:inbox:processing"
+DEAD_LETTERS = "genejobs:inbox:dead"
+WRITER_LOCK = "genejobs:writer:lock"
+REPLY_PREFIX = "genejobs:reply:"
+PROGRESS_PREFIX = "genejobs:job:"
+CANCEL_PREFIX = "genejobs:cancelled:"
+COMPUTE_QUEUE = "compute"
+
+_clients: dict[str, redis.Redis] = {}
+
+
+def client() -> redis.Redis:
+    """Return a Redis client for the configured URL (one per URL and process)."""
+    url = settings().redis_url
+    if url not in _clients:
+        _clients[url] = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=30)
+    return _clients[url]
+
+
+def require_redis() -> redis.Redis:
+    """Return a client after checking that Redis answers; raise a clear error if not."""
+    conn = client()
+    try:
+        conn.ping()
+    except redis.RedisError as exc:
+        raise ServiceUnavailable(
+            f"Redis is not reachable at {settings().redis_url} ({exc.__class__.__name__}); "
+            "start the stack with `genejobs up` or set GENEJOBS_REDIS_URL"
+        ) from None
+    return conn
+
+
+def writer_alive(conn: redis.Redis | None = None) -> bool:
+    """Say whether a writer holds its lock (it refreshes it every second)."""
+    return bool((conn or client()).exists(WRITER_LOCK))
+
+
+def push(message: dict[str, Any]) -> None:
+    """Hand one message to the writer."""
+    client().lpush(INBOX, json.dumps(message))
+
+
+def request(message: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+    """Send a message that needs an answer and wait for the writer's reply.
+
+    Raises the error the writer reported, as a GenejobsError subclass.
+    """
+    conn = require_redis()
+    if not writer_alive(conn):
+        raise ServiceUnavailable(
+            "the genejobs writer is not running; start the stack with `genejobs up`"
+        )
+    reply_to = REPLY_PREFIX + uuid.uuid4().hex
+    conn.lpush(INBOX, json.dumps({**message, "reply_to": reply_to}))
+    deadline = time.monotonic() + timeout
+    while True:
+        popped = conn.brpop([reply_to], timeout=1)
+        if popped is not None:
+            reply = json.loads(popped[1])
+            break
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable(f"the writer did not answer within {timeout:.0f} s")
+        if not writer_alive(conn):
+            raise ServiceUnavailable("the genejobs writer stopped before answering")
+    if "error" in reply:
+        raise error_from_reply(reply)
+    return reply
+
+
+def error_from_reply(reply: dict[str, Any]) -> GenejobsError:
+    """Rebuild the exception the writer reported."""
+    from worker import errors
+
+    cls = getattr(errors, reply.get("error_type", ""), GenejobsError)
+    if not (isinstance(cls, type) and issubclass(cls, GenejobsError)):
+        cls = GenejobsError
+    return cls(reply["error"])
+
+
+def publish_progress(job_id: str, counts: dict[str, int]) -> None:
+    """Store a job's run counts where the CLI can poll them cheaply."""
+    client().hset(PROGRESS_PREFIX + job_id, mapping={k: int(v) for k, v in counts.items()})
+
+
+def progress(job_id: str) -> dict[str, int]:
+    """Read the run counts the writer last published for a job."""
+    raw = client().hgetall(PROGRESS_PREFIX + job_id)
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def mark_cancelled(job_id: str) -> None:
+    client().set(CANCEL_PREFIX + job_id, "1")
+
+
+def is_cancelled(job_id: str) -> bool:
+    return bool(client().exists(CANCEL_PREFIX + job_id))

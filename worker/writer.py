@@ -1,0 +1,261 @@
+"""The single writer: the only process that opens the DuckDB file read-write.
+
+It pops JSON messages from the Redis inbox (moving them to a processing list
+first, so a crash loses nothing), applies results in batches inside one
+transaction, answers requests after their commit, and publishes job progress.
+It keeps the file open only while work keeps coming, and lets go at least
+every `max_hold` seconds, so readers (`genejobs sql`, the duckdb CLI, a
+notebook) get their turn.
+
+Run it with `python -m worker.writer`; `genejobs up` does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import sys
+import time
+import traceback
+
+import redis
+
+from storage.db import connect
+from storage.store import ResultStore, create_schema
+from worker import inbox
+from worker.config import settings
+from worker.errors import GenejobsError
+
+log = logging.getLogger("genejobs.writer")
+
+RESULT_OPS = {"run_done", "run_failed"}
+
+
+class Writer:
+    """Drain the inbox into the results file, batch by batch."""
+
+    def __init__(
+        self,
+        batch_max: int = 500,
+        linger: float = 0.25,
+        max_hold: float = 2.0,
+        reader_window: float = 0.1,
+    ):
+        self.config = settings()
+        self.redis = redis.Redis.from_url(self.config.redis_url, socket_timeout=30)
+        self.batch_max = batch_max
+        self.linger = linger
+        self.max_hold = max_hold
+        self.reader_window = reader_window
+        self.identity = f"{socket.gethostname()}:{__import__('os').getpid()}"
+        self.con = None
+        self.store: ResultStore | None = None
+        self.opened_at = 0.0
+        self.stopping = False
+
+    # lifecycle ---------------------------------------------------------------
+
+    def run(self) -> int:
+        if not self.redis.set(inbox.WRITER_LOCK, self.identity, nx=True, ex=10):
+            holder = self.redis.get(inbox.WRITER_LOCK)
+            log.error(
+                "another writer is running (%s); there must be only one",
+                holder.decode() if holder else "?",
+            )
+            return 1
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        try:
+            self.config.ensure_dirs()
+            self._open()
+            create_schema(self.con)
+            log.info("writer %s ready on %s", self.identity, self.config.db_path)
+            # Messages left in the processing list by a writer that died are
+            # applied first; every write is idempotent, so a repeat is harmless.
+            leftover = self.redis.lrange(inbox.PROCESSING, 0, -1)
+            if leftover:
+                log.info("re-applying %d messages left by a previous writer", len(leftover))
+                self._apply_batch(list(reversed(leftover)))
+            while not self.stopping:
+                self._refresh_lock()
+                raw = self._take()
+                if not raw:
+                    self._close()
+                    continue
+                if self.con is None:
+                    self._open()
+                self._apply_batch(raw)
+                if time.monotonic() - self.opened_at > self.max_hold:
+                    self._close()
+                    time.sleep(self.reader_window)
+        finally:
+            self._close()
+            if self.redis.get(inbox.WRITER_LOCK) == self.identity.encode():
+                self.redis.delete(inbox.WRITER_LOCK)
+            log.info("writer %s stopped", self.identity)
+        return 0
+
+    def _stop(self, *_):
+        self.stopping = True
+
+    def _refresh_lock(self) -> None:
+        self.redis.set(inbox.WRITER_LOCK, self.identity, ex=10)
+
+    def _open(self) -> None:
+        while True:
+            try:
+                self.con = connect(self.config.db_path, read_only=False, wait=60)
+                break
+            except GenejobsError as exc:
+                log.warning("%s; still waiting", exc)
+        self.store = ResultStore(self.con)
+        self.opened_at = time.monotonic()
+
+    def _close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+            self.store = None
+
+    def _take(self) -> list[bytes]:
+        """Move up to `batch_max` messages to the processing list and return them, oldest first."""
+        timeout = self.linger if self.con is not None else 1.0
+        first = self.redis.blmove(inbox.INBOX, inbox.PROCESSING, timeout, "RIGHT", "LEFT")
+        if first is None:
+            return []
+        raw = [first]
+        pipe = self.redis.pipeline(transaction=False)
+        for _ in range(self.batch_max - 1):
+            pipe.lmove(inbox.INBOX, inbox.PROCESSING, "RIGHT", "LEFT")
+        raw.extend(m for m in pipe.execute() if m is not None)
+        return raw
+
+    # applying ------------------------------------------------------------------
+
+    def _apply_batch(self, raw: list[bytes]) -> None:
+        messages = []
+        for item in raw:
+            try:
+                messages.append(json.loads(item))
+            except ValueError:
+                log.error("dropping a message that is not JSON: %r", item[:200])
+                self.redis.lpush(inbox.DEAD_LETTERS, item)
+        touched: set[str] = set()
+        results: list[dict] = []
+        for message in messages:
+            if message.get("op") in RESULT_OPS:
+                results.append(message)
+                continue
+            touched |= self._flush(results)
+            results = []
+            touched |= self._control(message)
+        touched |= self._flush(results)
+        self.redis.delete(inbox.PROCESSING)
+        if touched:
+            for job_id, counts in self.store.job_counts(touched).items():
+                inbox.publish_progress(job_id, counts)
+
+    def _transaction(self, work):
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            outcome = work()
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+        return outcome
+
+    def _write_results(self, results: list[dict]) -> set[str]:
+        done = [m for m in results if m["op"] == "run_done"]
+        failed = [m for m in results if m["op"] == "run_failed"]
+        return self.store.record_done(done) | self.store.record_failed(failed)
+
+    def _flush(self, results: list[dict]) -> set[str]:
+        if not results:
+            return set()
+        try:
+            return self._transaction(lambda: self._write_results(results))
+        except Exception:
+            log.exception("a batch of %d results failed; applying them one by one", len(results))
+        touched: set[str] = set()
+        for message in results:
+            try:
+                touched |= self._transaction(lambda m=message: self._write_results([m]))
+            except Exception:
+                log.exception("dead letter: %s", json.dumps(message)[:300])
+                self.redis.lpush(
+                    inbox.DEAD_LETTERS,
+                    json.dumps({"message": message, "error": traceback.format_exc(limit=3)}),
+                )
+        return touched
+
+    def _control(self, message: dict) -> set[str]:
+        """Apply one request in a transaction of its own and answer it after the commit."""
+        op = message.get("op")
+        handler = getattr(self, f"_op_{op}", None)
+        try:
+            if handler is None:
+                raise GenejobsError(f"the writer does not know the operation '{op}'")
+            reply = self._transaction(lambda: handler(message))
+        except GenejobsError as exc:
+            reply = {"error": str(exc), "error_type": type(exc).__name__}
+        except Exception as exc:
+            log.exception("request %s failed", op)
+            reply = {
+                "error": f"the writer failed on {op}: {exc.__class__.__name__}: {exc}",
+                "error_type": "GenejobsError",
+            }
+        if message.get("reply_to"):
+            pipe = self.redis.pipeline()
+            pipe.lpush(message["reply_to"], json.dumps(reply, default=str))
+            pipe.expire(message["reply_to"], 600)
+            pipe.execute()
+        return {reply["job_id"]} if "job_id" in reply and "error" not in reply else set()
+
+    def _op_register_dataset(self, m: dict) -> dict:
+        return self.store.register_dataset(m["meta"], m["temp_path"], m["name"], m["source"])
+
+    def _op_filter_dataset(self, m: dict) -> dict:
+        return self.store.filter_dataset(
+            m.get("job_id"),
+            m.get("dataset"),
+            m.get("model"),
+            m["min_count"],
+            m.get("top"),
+            m["name"],
+        )
+
+    def _op_plan_importance(self, m: dict) -> dict:
+        return self.store.plan_importance(
+            m["job_id"],
+            m["dataset"],
+            m["model"],
+            m["runs"],
+            m["test_size"],
+            m["seed_max"],
+            m.get("seeds"),
+        )
+
+    def _op_cancel_job(self, m: dict) -> dict:
+        return self.store.cancel_job(m["job_id"])
+
+    def _op_retry_job(self, m: dict) -> dict:
+        return self.store.retry_job(m["job_id"], bool(m.get("include_pending")))
+
+    def _op_ping(self, m: dict) -> dict:
+        return {"writer": self.identity}
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return Writer().run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

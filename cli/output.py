@@ -21,6 +21,13 @@ format_option = click.option(
 )
 
 
+def _console():
+    from rich.console import Console
+
+    # A pipe or a file gets whole rows; a terminal gets its own width.
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 240)
+
+
 def _cell(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -39,7 +46,6 @@ def frame(df: pd.DataFrame, fmt: str, title: str | None = None) -> None:
     if fmt == "json":
         click.echo(df.to_json(orient="records", date_format="iso", default_handler=str))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
@@ -48,7 +54,7 @@ def frame(df: pd.DataFrame, fmt: str, title: str | None = None) -> None:
         table.add_column(str(column), justify="right" if numeric else "left")
     for row in df.itertuples(index=False):
         table.add_row(*(_cell(v) for v in row))
-    Console(file=sys.stdout, width=max(100, Console().width)).print(table)
+    _console().print(table)
 
 
 def record(values: dict, fmt: str, title: str | None = None) -> None:
@@ -59,7 +65,6 @@ def record(values: dict, fmt: str, title: str | None = None) -> None:
     if fmt == "csv":
         click.echo(pd.DataFrame([values]).to_csv(index=False), nl=False)
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, show_header=False)
@@ -70,4 +75,4 @@ def record(values: dict, fmt: str, title: str | None = None) -> None:
             str(key),
             _cell(value) if not isinstance(value, dict | list) else json.dumps(value, default=str),
         )
-    Console(file=sys.stdout, width=max(100, Console().width)).print(table)
+    _console().print(table)

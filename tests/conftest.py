@@ -1,0 +1,102 @@
+"""Shared fixtures: a real stack (bundled redis-server on a free port, a writer, compute
+workers) in a temporary data dir, and helpers to run the CLI against it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+
+REPO = Path(__file__).resolve().parents[1]
+TISSUE = REPO.parent / "shared" / "data" / "tissue_gene_expression.csv"
+GENEJOBS = str(Path(sys.executable).parent / "genejobs")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(*args: str, ok: bool = True):
+    """Run the CLI in-process; with ok=True, fail the test on a non-zero exit."""
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    if ok and result.exit_code != 0:
+        raise AssertionError(f"genejobs {' '.join(args)} exited {result.exit_code}:\n"
+                             f"{result.output}")
+    return result
+
+
+def run_subprocess(*args: str, env: dict | None = None, timeout: float = 180):
+    return subprocess.run([GENEJOBS, *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def wait_until(check, timeout: float = 120, every: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """A running stack for the whole session; stopped, by pid, at the end."""
+    home = tmp_path_factory.mktemp("genejobs-home")
+    env = {
+        "GENEJOBS_HOME": str(home),
+        "GENEJOBS_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "GENEJOBS_FLOWER_PORT": str(free_port()),
+        # Short, so a task of a killed worker comes back within the test; still
+        # far longer than any task the tests run.
+        "GENEJOBS_VISIBILITY_TIMEOUT": "12",
+        "GENEJOBS_RESTORE_INTERVAL": "1",
+        "GENEJOBS_LOCK_WAIT": "60",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    started = run_subprocess("up", "--workers", "2", "--no-flower", "--detach")
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield home
+    finally:
+        run_subprocess("down")
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def tissue(stack):
+    """The tissue expression data (189 samples x 500 genes, 7 classes), registered once."""
+    run("datasets", "add", str(TISSUE), "--label", "tissue", "--id-col", "sample_id",
+        "--name", "tissue")
+    return "tissue"
+
+
+def sql(query: str) -> list[tuple]:
+    """Query the results file read-only, waiting for the writer like any reader."""
+    from storage.db import reading
+
+    with reading() as con:
+        return con.execute(query).fetchall()
+
+
+def job_done(job_id: str) -> dict:
+    from worker import inbox
+
+    counts = inbox.progress(job_id)
+    return counts if counts and counts.get("pending", 1) == 0 else {}

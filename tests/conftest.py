@@ -3,6 +3,7 @@ workers) in a temporary data dir, and helpers to run the CLI against it."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -30,14 +32,20 @@ def run(*args: str, ok: bool = True):
     """Run the CLI in-process; with ok=True, fail the test on a non-zero exit."""
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     if ok and result.exit_code != 0:
-        raise AssertionError(f"genejobs {' '.join(args)} exited {result.exit_code}:\n"
-                             f"{result.output}")
+        raise AssertionError(
+            f"genejobs {' '.join(args)} exited {result.exit_code}:\n{result.output}"
+        )
     return result
 
 
 def run_subprocess(*args: str, env: dict | None = None, timeout: float = 180):
-    return subprocess.run([GENEJOBS, *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [GENEJOBS, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def wait_until(check, timeout: float = 120, every: float = 0.2, what: str = "condition"):
@@ -82,9 +90,23 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tissue(stack):
     """The tissue expression data (189 samples x 500 genes, 7 classes), registered once."""
-    run("datasets", "add", str(TISSUE), "--label", "tissue", "--id-col", "sample_id",
-        "--name", "tissue")
+    run(
+        "datasets",
+        "add",
+        str(TISSUE),
+        "--label",
+        "tissue",
+        "--id-col",
+        "sample_id",
+        "--name",
+        "tissue",
+    )
     return "tissue"
+
+
+def frame_of(result) -> pd.DataFrame:
+    """The rows a command printed with --format json."""
+    return pd.read_json(io.StringIO(result.output))
 
 
 def sql(query: str) -> list[tuple]:

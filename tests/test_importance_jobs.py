@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
 
 import pandas as pd
 
-from tests.conftest import job_done, run, run_subprocess, sql, wait_until
+from tests.conftest import frame_of, job_done, run, run_subprocess, sql, wait_until
 from worker import inbox
 from worker.config import settings
 from worker.stack import running
@@ -27,25 +28,31 @@ def test_a_job_records_distinct_seeds_and_its_gene_counts_match_the_rows(tissue)
     job_id = result.output.split("job ")[1].split(":")[0]
     assert "30 done, 0 failed" in result.output
 
-    seeds = [r[0] for r in sql(f"SELECT seed FROM runs WHERE job_id = '{job_id}' "
-                               "AND status = 'done'")]
+    seeds = [
+        r[0] for r in sql(f"SELECT seed FROM runs WHERE job_id = '{job_id}' AND status = 'done'")
+    ]
     assert len(seeds) == 30 == len(set(seeds))
     assert all(1 <= s <= 4_000_000_000 for s in seeds)
 
     accuracy = sql(f"SELECT min(accuracy), max(accuracy) FROM runs WHERE job_id = '{job_id}'")
     assert 0.5 < accuracy[0][0] <= accuracy[0][1] <= 1
 
-    rows = pd.DataFrame(sql(
-        f"SELECT seed, gene, importance, coef, rank FROM importances "
-        f"WHERE job_id = '{job_id}' AND class_label IS NULL"),
-        columns=["seed", "gene", "importance", "coef", "rank"])
+    rows = pd.DataFrame(
+        sql(
+            f"SELECT seed, gene, importance, coef, rank FROM importances "
+            f"WHERE job_id = '{job_id}' AND class_label IS NULL"
+        ),
+        columns=["seed", "gene", "importance", "coef", "rank"],
+    )
     assert not rows.duplicated(["seed", "gene"]).any()
     expected = rows.groupby("gene").agg(
-        runs=("seed", "nunique"), mean_importance=("importance", "mean"),
-        mean_rank=("rank", "mean"), positive=("coef", lambda c: (c > 0).mean()))
+        runs=("seed", "nunique"),
+        mean_importance=("importance", "mean"),
+        mean_rank=("rank", "mean"),
+        positive=("coef", lambda c: (c > 0).mean()),
+    )
 
-    counted = pd.read_json(
-        __import__("io").StringIO(run("genes", "count", "--job", job_id, "--format", "json").output))
+    counted = frame_of(run("genes", "count", "--job", job_id, "--format", "json"))
     counted = counted.set_index("gene").loc[expected.index]
     assert (counted["runs"] == expected["runs"]).all()
     assert (counted["fraction"] - expected["runs"] / 30).abs().max() < 1e-12
@@ -53,11 +60,12 @@ def test_a_job_records_distinct_seeds_and_its_gene_counts_match_the_rows(tissue)
     assert (counted["mean_rank"] - expected["mean_rank"]).abs().max() < 1e-9
     assert (counted["positive_fraction"] - expected["positive"]).abs().max() < 1e-9
 
-    top = pd.read_json(__import__("io").StringIO(
-        run("genes", "count", "--job", job_id, "--top", "5", "--format", "json").output))
+    top = frame_of(run("genes", "count", "--job", job_id, "--top", "5", "--format", "json"))
     assert top["runs"].sum() == 30 * 5
-    per_class = sql(f"SELECT count(DISTINCT class_label) FROM importances "
-                    f"WHERE job_id = '{job_id}' AND class_label IS NOT NULL")
+    per_class = sql(
+        f"SELECT count(DISTINCT class_label) FROM importances "
+        f"WHERE job_id = '{job_id}' AND class_label IS NOT NULL"
+    )
     assert per_class[0][0] == 7
 
 
@@ -76,8 +84,9 @@ def test_two_jobs_at_once_never_share_a_seed(tissue):
     job_ids: list[str] = []
 
     def enqueue():
-        result = run_subprocess("importance", tissue, "--model", "svm", "--runs", "40",
-                                "--seed-max", "100", "--no-wait")
+        result = run_subprocess(
+            "importance", tissue, "--model", "svm", "--runs", "40", "--seed-max", "100", "--no-wait"
+        )
         assert result.returncode == 0, result.stderr
         job_ids.append(result.stdout.strip().splitlines()[-1])
 
@@ -92,15 +101,15 @@ def test_two_jobs_at_once_never_share_a_seed(tissue):
     assert len(seeds) == 80
     assert len({s for s, _ in seeds}) == 80
     assert {j for _, j in seeds} == set(job_ids)
-    full = run("importance", tissue, "--model", "svm", "--runs", "21", "--seed-max", "100",
-               ok=False)
+    full = run(
+        "importance", tissue, "--model", "svm", "--runs", "21", "--seed-max", "100", ok=False
+    )
     assert full.exit_code != 0 and "only 20 unused seeds remain" in full.stderr
 
 
 def test_a_killed_worker_still_ends_with_every_seed_recorded_once(tissue):
     job_id = start_job(tissue, "--model", "ada", "--runs", "40")
-    wait_until(lambda: inbox.progress(job_id).get("done", 0) >= 4, 120, 0.05,
-               "the first runs")
+    wait_until(lambda: inbox.progress(job_id).get("done", 0) >= 4, 120, 0.05, "the first runs")
     compute = running(settings(), "compute")
     os.killpg(compute.pid, signal.SIGKILL)
     wait_until(lambda: not compute.alive(), 10, what="the worker to die")
@@ -121,8 +130,12 @@ def test_sql_reads_while_a_job_runs(tissue):
     job_id = start_job(tissue, "--model", "lr", "--runs", "120")
     seen = []
     while True:
-        result = run("sql", f"SELECT count(*) AS done FROM runs WHERE job_id = '{job_id}' "
-                     "AND status = 'done'", "--format", "csv")
+        result = run(
+            "sql",
+            f"SELECT count(*) AS done FROM runs WHERE job_id = '{job_id}' AND status = 'done'",
+            "--format",
+            "csv",
+        )
         seen.append(int(result.output.splitlines()[1]))
         if seen[-1] == 120 or len(seen) > 400:
             break
@@ -137,8 +150,17 @@ def test_failed_runs_are_recorded_and_retried(tissue, tmp_path):
     table["tissue"] = pd.read_csv(TISSUE, usecols=["tissue"])["tissue"]
     source = tmp_path / "small.csv"
     table.to_csv(source, index=False)
-    run("datasets", "add", str(source), "--label", "tissue", "--id-col", "sample_id",
-        "--name", "small")
+    run(
+        "datasets",
+        "add",
+        str(source),
+        "--label",
+        "tissue",
+        "--id-col",
+        "sample_id",
+        "--name",
+        "small",
+    )
     path = settings().home / sql("SELECT path FROM datasets WHERE name = 'small'")[0][0]
     hidden = path.with_suffix(".hidden")
     path.rename(hidden)  # as if the shared volume lost the file
@@ -152,8 +174,9 @@ def test_failed_runs_are_recorded_and_retried(tissue, tmp_path):
     assert "FileNotFoundError" in shown and '"status": "failed"' in shown
     retried = run("jobs", "retry", job_id, "--wait")
     assert "re-enqueued 6 runs" in retried.output and "6 done, 0 failed" in retried.output
-    assert sql(f"SELECT count(*), min(attempts) FROM runs WHERE job_id = '{job_id}' "
-               "AND status = 'done'")[0] == (6, 2)
+    assert sql(
+        f"SELECT count(*), min(attempts) FROM runs WHERE job_id = '{job_id}' AND status = 'done'"
+    )[0] == (6, 2)
     assert "nothing to retry" in run("jobs", "retry", job_id).output
 
 
@@ -172,11 +195,20 @@ def test_cancel_stops_pending_runs_and_keeps_finished_ones(tissue):
 def test_filter_registers_a_reduced_dataset_that_jobs_can_use(tissue, tmp_path):
     job_id = start_job(tissue, "--model", "rf", "--runs", "8")
     wait_job(job_id)
-    counts = pd.read_json(__import__("io").StringIO(
-        run("genes", "count", "--job", job_id, "--top", "20", "--format", "json").output))
+    counts = frame_of(run("genes", "count", "--job", job_id, "--top", "20", "--format", "json"))
     expected = set(counts.loc[counts["runs"] >= 4, "gene"])
-    result = run("genes", "filter", "--job", job_id, "--top", "20", "--min-count", "4",
-                 "--name", "tissue_rf_top")
+    result = run(
+        "genes",
+        "filter",
+        "--job",
+        job_id,
+        "--top",
+        "20",
+        "--min-count",
+        "4",
+        "--name",
+        "tissue_rf_top",
+    )
     assert f"with {len(expected)} genes" in result.output
     genes = sql("SELECT genes, parent_id FROM datasets WHERE name = 'tissue_rf_top'")[0]
     assert set(genes[0]) == expected
@@ -190,15 +222,24 @@ def test_filter_registers_a_reduced_dataset_that_jobs_can_use(tissue, tmp_path):
 def test_the_same_content_is_one_dataset(tissue):
     from tests.conftest import TISSUE
 
-    again = run("datasets", "add", str(TISSUE), "--label", "tissue", "--id-col", "sample_id",
-                "--name", "tissue_again")
+    again = run(
+        "datasets",
+        "add",
+        str(TISSUE),
+        "--label",
+        "tissue",
+        "--id-col",
+        "sample_id",
+        "--name",
+        "tissue_again",
+    )
     assert "already registered as 'tissue'" in again.output
     assert sql("SELECT count(*) FROM datasets WHERE name = 'tissue_again'")[0][0] == 0
 
 
 def test_status_reports_the_stack(stack):
     result = run("status", "--format", "json")
-    report = __import__("json").loads(result.output)
+    report = json.loads(result.output)
     assert report["redis"] and report["writer"] and report["compute_workers"]
     assert report["database"] == str(settings().db_path)
     assert report["queue_compute"] >= 0

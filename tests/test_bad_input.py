@@ -1,0 +1,268 @@
+"""Bad input: one clear line on stderr, a non-zero exit, and nothing written."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from storage.synth import expression
+from tests.conftest import run, run_subprocess, sql
+from worker.config import settings
+
+
+def snapshot():
+    """Everything a command could have written: database rows and files in the data dir."""
+    tables = {
+        t: sql(f"SELECT count(*) FROM {t}")[0][0]
+        for t in ("datasets", "jobs", "runs", "importances")
+    }
+    files = sorted(
+        str(p)
+        for p in settings().home.rglob("*")
+        if p.is_file() and p.parent.name in ("datasets", "spool")
+    )
+    return tables, files
+
+
+def refused(*args: str, expect: str):
+    before = snapshot()
+    result = run(*args, ok=False)
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    assert expect in lines[0], lines[0]
+    assert snapshot() == before
+    return lines[0]
+
+
+def write(tmp_path, table: pd.DataFrame, name="data.csv", **kwargs) -> str:
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        table.to_parquet(path)
+    else:
+        table.to_csv(path, index=False, sep="\t" if name.endswith(".tsv") else ",", **kwargs)
+    return str(path)
+
+
+@pytest.fixture
+def good():
+    return expression(samples=40, genes=8, classes=2, informative=3)
+
+
+def add(path, *extra):
+    return ("datasets", "add", path, "--label", "tissue", "--id-col", "sample_id", *extra)
+
+
+def test_missing_file(stack, tmp_path):
+    refused(*add(str(tmp_path / "nope.csv")), expect="no such file")
+
+
+def test_empty_file(stack, tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    refused(*add(str(tmp_path / "empty.csv")), expect="is empty")
+
+
+def test_header_only_file(stack, tmp_path):
+    (tmp_path / "header.csv").write_text("sample_id,tissue,g1\n")
+    refused(*add(str(tmp_path / "header.csv")), expect="has no samples")
+
+
+def test_unreadable_file(stack, tmp_path):
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x81garbage\x00\x9c" * 50)
+    refused(*add(str(tmp_path / "binary.csv")), expect="cannot read")
+
+
+def test_corrupt_parquet(stack, tmp_path):
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really parquet")
+    refused(*add(str(tmp_path / "bad.parquet")), expect="cannot read")
+
+
+def test_unsupported_file_type(stack, tmp_path):
+    (tmp_path / "data.xlsx").write_text("x")
+    refused(*add(str(tmp_path / "data.xlsx")), expect="unsupported file type")
+
+
+def test_label_column_missing(stack, tmp_path, good):
+    path = write(tmp_path, good)
+    refused("datasets", "add", path, "--label", "organ", expect="label column 'organ' is not in")
+
+
+def test_label_with_one_class(stack, tmp_path, good):
+    good["tissue"] = "liver"
+    refused(*add(write(tmp_path, good)), expect="has one class")
+
+
+def test_non_numeric_gene_columns(stack, tmp_path, good):
+    good["GENE0002"] = "high"
+    refused(*add(write(tmp_path, good)), expect="not numeric: GENE0002")
+
+
+def test_an_id_column_given_as_a_gene_gets_a_hint(stack, tmp_path, good):
+    path = write(tmp_path, good)
+    message = refused("datasets", "add", path, "--label", "tissue", expect="not numeric")
+    assert "--id-col" in message
+
+
+def test_missing_values_are_located_unless_imputation_is_asked(stack, tmp_path, good):
+    good.loc[3, "SIG02"] = None
+    good.loc[5, "SIG02"] = None
+    path = write(tmp_path, good, name="holes.tsv")
+    refused(*add(path), expect="2 missing values in 1 genes (first: gene SIG02, sample S0004)")
+    result = run(*add(path, "--impute", "median", "--name", "holes_imputed"))
+    assert "registered 'holes_imputed'" in result.output
+
+
+def test_missing_labels(stack, tmp_path, good):
+    good.loc[2, "tissue"] = None
+    refused(*add(write(tmp_path, good)), expect="1 samples have no label")
+
+
+def test_duplicate_sample_ids(stack, tmp_path, good):
+    good.loc[4, "sample_id"] = good.loc[0, "sample_id"]
+    refused(*add(write(tmp_path, good)), expect="duplicate sample ids")
+
+
+def test_duplicate_gene_names(stack, tmp_path, good):
+    path = tmp_path / "dupes.csv"
+    text = good.to_csv(index=False).splitlines()
+    text[0] = text[0].replace("GENE0002", "GENE0001")
+    path.write_text("\n".join(text) + "\n")
+    refused(*add(str(path)), expect="duplicate column names: GENE0001")
+
+
+def test_a_name_taken_by_other_content(stack, tmp_path, good):
+    run(*add(write(tmp_path, good, name="first.csv"), "--name", "taken"))
+    good.loc[0, "SIG01"] += 1
+    refused(
+        *add(write(tmp_path, good, name="second.parquet"), "--name", "taken"),
+        expect="already registered as 'taken'",
+    )
+
+
+def test_unknown_dataset(stack):
+    refused(
+        "importance",
+        "no_such_set",
+        "--model",
+        "lr",
+        "--runs",
+        "3",
+        expect="unknown dataset 'no_such_set'",
+    )
+
+
+def test_unknown_model(tissue):
+    refused(
+        "importance",
+        tissue,
+        "--model",
+        "catboost",
+        "--runs",
+        "3",
+        expect="'catboost' is not one of",
+    )
+
+
+@pytest.mark.parametrize("runs", ["0", "-4"])
+def test_runs_must_be_positive(tissue, runs):
+    refused("importance", tissue, "--model", "lr", "--runs", runs, expect="must be at least 1")
+
+
+def test_more_runs_than_unused_seeds(tissue):
+    refused(
+        "importance",
+        tissue,
+        "--model",
+        "lr",
+        "--runs",
+        "6",
+        "--seed-max",
+        "5",
+        expect="only 5 unused seeds remain in 1..5",
+    )
+
+
+@pytest.mark.parametrize("size", ["0", "1", "1.5", "-0.2"])
+def test_test_size_outside_zero_one(tissue, size):
+    refused(
+        "importance",
+        tissue,
+        "--model",
+        "lr",
+        "--runs",
+        "2",
+        "--test-size",
+        size,
+        expect="must be between 0 and 1",
+    )
+
+
+def test_test_split_too_small_for_stratification(tissue):
+    refused(
+        "importance",
+        tissue,
+        "--model",
+        "lr",
+        "--runs",
+        "2",
+        "--test-size",
+        "0.02",
+        expect="a stratified split of 7 classes needs at least 7",
+    )
+
+
+def test_bad_seed_list(tissue):
+    refused(
+        "importance",
+        tissue,
+        "--model",
+        "lr",
+        "--seeds",
+        "1,two",
+        expect="give integers separated by commas",
+    )
+
+
+def test_unknown_job(stack):
+    refused("jobs", "show", "imp-nothing", expect="unknown job 'imp-nothing'")
+    refused("genes", "count", "--job", "imp-nothing", expect="unknown job 'imp-nothing'")
+
+
+def test_genes_count_needs_a_scope(stack):
+    refused("genes", "count", "--dataset", "tissue", expect="give --job, or both")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO jobs VALUES ('x')",
+        "DELETE FROM runs",
+        "CREATE TABLE t (a INT)",
+        "COPY runs TO 'runs.csv'",
+        "ATTACH 'other.duckdb'",
+        "SELECT 1; DROP TABLE runs",
+    ],
+)
+def test_sql_that_writes(stack, statement):
+    refused("sql", statement, expect="refusing")
+
+
+def test_sql_that_does_not_parse(stack):
+    refused("sql", "SELEKT 1", expect="SQL error")
+
+
+def test_redis_not_reachable(stack, tmp_path, good, monkeypatch):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("GENEJOBS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    path = write(tmp_path, good)
+    message = refused(*add(path, "--name", "unreachable"), expect="Redis is not reachable")
+    assert "genejobs up" in message
+    refused("importance", "tissue", "--model", "lr", "--runs", "2", expect="Redis is not reachable")
+
+
+def test_the_installed_command_prints_one_line_too(stack, tmp_path):
+    result = run_subprocess("datasets", "add", str(tmp_path / "nope.csv"), "--label", "x")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "no such file" in result.stderr

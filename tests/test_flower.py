@@ -1,0 +1,46 @@
+"""Flower, started by `genejobs up`, lists a job's tasks through its HTTP API."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+
+from tests.conftest import job_done, run, run_subprocess, wait_until
+from worker.config import settings
+from worker.stack import running, stop
+
+
+def flower_tasks(port: int) -> dict:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{port}/api/tasks?limit=5000", timeout=5
+    ) as response:
+        return json.load(response)
+
+
+def test_flower_lists_the_tasks_of_a_job(tissue):
+    port = int(os.environ["GENEJOBS_FLOWER_PORT"])
+    started = run_subprocess("up", "--workers", "2", "--detach")
+    assert started.returncode == 0, started.stderr
+    assert "started Flower" in started.stdout and "redis" not in started.stdout
+    try:
+        assert json.loads(run("status", "--format", "json").output)["flower"]
+        result = run("importance", tissue, "--model", "lr", "--seeds", "101,202,303", "--no-wait")
+        job_id = result.output.strip().splitlines()[-1]
+        wait_until(lambda: job_done(job_id), 120, what="the job")
+
+        def listed():
+            tasks = [
+                t
+                for t in flower_tasks(port).values()
+                if job_id in (t.get("name") or "") and t.get("state") == "SUCCESS"
+            ]
+            return tasks if len(tasks) == 3 else None
+
+        tasks = wait_until(listed, 60, 0.5, "Flower to list the job's three tasks")
+        names = sorted(t["name"] for t in tasks)
+        assert names == [f"importance lr seed={s} job={job_id}" for s in (101, 202, 303)]
+        assert all(job_id in t["kwargs"] for t in tasks)
+    finally:
+        stop(["flower"])
+    assert running(settings(), "flower") is None

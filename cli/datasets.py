@@ -45,7 +45,8 @@ def add(path, label_col, name, id_col, impute):
             {
                 "op": "register_dataset",
                 "meta": prepared.metadata(),
-                "temp_path": str(temp),
+                # relative to the data dir, which the writer may mount elsewhere
+                "temp_path": str(temp.relative_to(settings().home)),
                 "name": name,
                 "source": str(path.resolve()),
             }

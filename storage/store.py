@@ -66,12 +66,12 @@ class ResultStore:
     def register_dataset(
         self, meta: dict, temp_path: str, name: str, source: str, parent_id: str | None = None
     ) -> dict:
-        """Register a validated dataset whose Parquet file waits at `temp_path`.
+        """Register a validated dataset whose Parquet file waits at `temp_path` in the data dir.
 
         The same content under any name is the same dataset: the existing one is
         returned and the temporary file removed.
         """
-        temp = Path(temp_path)
+        temp = settings().home / temp_path
         try:
             existing = first(
                 self.con.execute(

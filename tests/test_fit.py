@@ -43,8 +43,7 @@ def test_the_same_seed_gives_the_same_run(matrix):
 def test_linear_multiclass_keeps_signed_coefficients_per_class(matrix):
     estimator = make_estimator("lr", 5).fit(matrix.X, matrix.y)
     classes, genes, importance, coef, rank = gene_importances(estimator, "lr", 3)
-    table = pd.DataFrame({"cls": classes, "gene": genes, "importance": importance,
-                          "coef": coef})
+    table = pd.DataFrame({"cls": classes, "gene": genes, "importance": importance, "coef": coef})
     per_class = table[table.cls >= 0]
     assert sorted(per_class.cls.unique()) == [0, 1, 2]
     for k in range(3):
@@ -59,8 +58,9 @@ def test_linear_multiclass_keeps_signed_coefficients_per_class(matrix):
 
 
 def test_linear_binary_has_one_signed_summary(tmp_path):
-    prepared = prepare(expression(samples=60, genes=10, classes=2, informative=4), "tissue",
-                       id_col="sample_id")
+    prepared = prepare(
+        expression(samples=60, genes=10, classes=2, informative=4), "tissue", id_col="sample_id"
+    )
     matrix = load_matrix(write_parquet(prepared, tmp_path))
     estimator = make_estimator("lr", 1).fit(matrix.X, matrix.y)
     classes, genes, importance, coef, _ = gene_importances(estimator, "lr", 2)

@@ -26,11 +26,14 @@ from storage.db import connect
 from storage.store import ResultStore, create_schema
 from worker import inbox
 from worker.config import settings
-from worker.errors import GenejobsError
+from worker.errors import GenejobsError, StoreBusy
 
 log = logging.getLogger("genejobs.writer")
 
 RESULT_OPS = {"run_done", "run_failed"}
+# The lock is refreshed every loop (at most ~1 s apart); its expiry frees the
+# name for a new writer when this one dies without letting go.
+LOCK_SECONDS = 30
 
 
 class Writer:
@@ -58,7 +61,7 @@ class Writer:
     # lifecycle ---------------------------------------------------------------
 
     def run(self) -> int:
-        if not self.redis.set(inbox.WRITER_LOCK, self.identity, nx=True, ex=10):
+        if not self.redis.set(inbox.WRITER_LOCK, self.identity, nx=True, ex=LOCK_SECONDS):
             holder = self.redis.get(inbox.WRITER_LOCK)
             log.error(
                 "another writer is running (%s); there must be only one",
@@ -101,15 +104,16 @@ class Writer:
         self.stopping = True
 
     def _refresh_lock(self) -> None:
-        self.redis.set(inbox.WRITER_LOCK, self.identity, ex=10)
+        self.redis.set(inbox.WRITER_LOCK, self.identity, ex=LOCK_SECONDS)
 
     def _open(self) -> None:
         while True:
             try:
-                self.con = connect(self.config.db_path, read_only=False, wait=60)
+                self.con = connect(self.config.db_path, read_only=False, wait=5)
                 break
-            except GenejobsError as exc:
+            except StoreBusy as exc:
                 log.warning("%s; still waiting", exc)
+                self._refresh_lock()
         self.store = ResultStore(self.con)
         self.opened_at = time.monotonic()
 

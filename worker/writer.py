@@ -43,6 +43,8 @@ class Writer:
         self,
         batch_max: int = 500,
         linger: float = 0.25,
+        gather: float = 0.03,
+        gather_target: int = 16,
         max_hold: float = 2.0,
         reader_window: float = 0.1,
     ):
@@ -50,6 +52,8 @@ class Writer:
         self.redis = redis.Redis.from_url(self.config.redis_url, socket_timeout=30)
         self.batch_max = batch_max
         self.linger = linger
+        self.gather = gather
+        self.gather_target = gather_target
         self.max_hold = max_hold
         self.reader_window = reader_window
         self.identity = f"{socket.gethostname()}:{__import__('os').getpid()}"
@@ -124,17 +128,40 @@ class Writer:
             self.store = None
 
     def _take(self) -> list[bytes]:
-        """Move up to `batch_max` messages to the processing list and return them, oldest first."""
+        """Move up to `batch_max` messages to the processing list and return them, oldest first.
+
+        A transaction has a fixed cost (the commit alone is a few ms), so while
+        more tasks wait in the compute queue, wait up to `gather` seconds for a
+        batch of `gather_target`; with nothing queued, apply at once, which
+        keeps a lone run's latency low.
+        """
         timeout = self.linger if self.con is not None else 1.0
         first = self.redis.blmove(inbox.INBOX, inbox.PROCESSING, timeout, "RIGHT", "LEFT")
         if first is None:
             return []
         raw = [first]
-        pipe = self.redis.pipeline(transaction=False)
-        for _ in range(self.batch_max - 1):
-            pipe.lmove(inbox.INBOX, inbox.PROCESSING, "RIGHT", "LEFT")
-        raw.extend(m for m in pipe.execute() if m is not None)
+        deadline = time.monotonic() + self.gather
+        while True:
+            raw.extend(self._drain(self.batch_max - len(raw)))
+            left = deadline - time.monotonic()
+            if len(raw) >= self.gather_target or left <= 0:
+                break
+            if not self.redis.llen(inbox.COMPUTE_QUEUE):
+                break
+            more = self.redis.blmove(inbox.INBOX, inbox.PROCESSING, left, "RIGHT", "LEFT")
+            if more is None:
+                break
+            raw.append(more)
         return raw
+
+    def _drain(self, limit: int) -> list[bytes]:
+        waiting = min(self.redis.llen(inbox.INBOX), limit)
+        if waiting <= 0:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for _ in range(waiting):
+            pipe.lmove(inbox.INBOX, inbox.PROCESSING, "RIGHT", "LEFT")
+        return [m for m in pipe.execute() if m is not None]
 
     # applying ------------------------------------------------------------------
 

@@ -181,12 +181,10 @@ class Writer:
                 continue
             touched |= self._flush(results)
             results = []
-            touched |= self._control(message)
+            self._control(message)
         touched |= self._flush(results)
         self.redis.delete(inbox.PROCESSING)
-        if touched:
-            for job_id, counts in self.store.job_counts(touched).items():
-                inbox.publish_progress(job_id, counts)
+        self._publish(touched)
 
     def _transaction(self, work):
         self.con.execute("BEGIN TRANSACTION")
@@ -238,12 +236,19 @@ class Writer:
                 "error": f"the writer failed on {op}: {exc.__class__.__name__}: {exc}",
                 "error_type": "GenejobsError",
             }
+        touched = {reply["job_id"]} if "job_id" in reply and "error" not in reply else set()
+        # Progress first: whoever gets the reply may start polling it at once.
+        self._publish(touched)
         if message.get("reply_to"):
             pipe = self.redis.pipeline()
             pipe.lpush(message["reply_to"], json.dumps(reply, default=str))
             pipe.expire(message["reply_to"], 600)
             pipe.execute()
-        return {reply["job_id"]} if "job_id" in reply and "error" not in reply else set()
+        return touched
+
+    def _publish(self, job_ids: set[str]) -> None:
+        for job_id, counts in self.store.job_counts(job_ids).items():
+            inbox.publish_progress(job_id, counts)
 
     def _op_register_dataset(self, m: dict) -> dict:
         return self.store.register_dataset(m["meta"], m["temp_path"], m["name"], m["source"])

@@ -170,6 +170,17 @@ def flower_answers(port: int) -> bool:
         return False
 
 
+def flower_sees_workers(port: int) -> bool:
+    """Say whether Flower receives task events: it has seen a worker's heartbeat."""
+    try:
+        with urllib.request.urlopen(
+            flower_url(port) + "/api/workers?status=true", timeout=2
+        ) as response:
+            return any(json.load(response).values())
+    except (OSError, ValueError):
+        return False
+
+
 def start(workers: int, flower: bool, flower_port: int, progress=print) -> list[str]:
     """Start what is not running yet; return the names of what this call started."""
     config = settings()
@@ -222,7 +233,9 @@ def start(workers: int, flower: bool, flower_port: int, progress=print) -> list[
         proc = _launch(
             config, "flower", _celery("flower", f"--port={flower_port}", "--address=127.0.0.1")
         )
-        _wait_for(lambda: flower_answers(flower_port), "Flower", proc, 60, config)
+        # Ready when events arrive, not merely when it answers: tasks sent
+        # before its event receiver runs would never show in Flower.
+        _wait_for(lambda: flower_sees_workers(flower_port), "Flower", proc, 90, config)
         (config.run_dir / "flower.port").write_text(str(flower_port))
         started.append("flower")
         progress(f"started Flower (pid {proc.pid}) at {flower_url(flower_port)}")

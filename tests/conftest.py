@@ -87,20 +87,15 @@ def stack(tmp_path_factory):
                 os.environ[key] = value
 
 
+def add_tissue(name: str):
+    """Register the tissue expression data (189 samples x 500 genes, 7 classes) as NAME."""
+    return run(*f"datasets add {TISSUE} --label tissue --id-col sample_id --name {name}".split())
+
+
 @pytest.fixture(scope="session")
 def tissue(stack):
-    """The tissue expression data (189 samples x 500 genes, 7 classes), registered once."""
-    run(
-        "datasets",
-        "add",
-        str(TISSUE),
-        "--label",
-        "tissue",
-        "--id-col",
-        "sample_id",
-        "--name",
-        "tissue",
-    )
+    """The tissue data, registered once as `tissue`."""
+    add_tissue("tissue")
     return "tissue"
 
 

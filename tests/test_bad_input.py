@@ -183,31 +183,18 @@ def test_more_runs_than_unused_seeds(tissue):
     )
 
 
+def lr_runs(*options: str) -> tuple[str, ...]:
+    return ("importance", "tissue", "--model", "lr", "--runs", "2", *options)
+
+
 @pytest.mark.parametrize("size", ["0", "1", "1.5", "-0.2"])
 def test_test_size_outside_zero_one(tissue, size):
-    refused(
-        "importance",
-        tissue,
-        "--model",
-        "lr",
-        "--runs",
-        "2",
-        "--test-size",
-        size,
-        expect="must be between 0 and 1",
-    )
+    refused(*lr_runs("--test-size", size), expect="must be between 0 and 1")
 
 
 def test_test_split_too_small_for_stratification(tissue):
     refused(
-        "importance",
-        tissue,
-        "--model",
-        "lr",
-        "--runs",
-        "2",
-        "--test-size",
-        "0.02",
+        *lr_runs("--test-size", "0.02"),
         expect="a stratified split of 7 classes needs at least 7",
     )
 

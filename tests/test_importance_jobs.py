@@ -9,7 +9,7 @@ import threading
 
 import pandas as pd
 
-from tests.conftest import frame_of, job_done, run, run_subprocess, sql, wait_until
+from tests.conftest import add_tissue, frame_of, job_done, run, run_subprocess, sql, wait_until
 from worker import inbox
 from worker.config import settings
 from worker.stack import running
@@ -220,19 +220,7 @@ def test_filter_registers_a_reduced_dataset_that_jobs_can_use(tissue, tmp_path):
 
 
 def test_the_same_content_is_one_dataset(tissue):
-    from tests.conftest import TISSUE
-
-    again = run(
-        "datasets",
-        "add",
-        str(TISSUE),
-        "--label",
-        "tissue",
-        "--id-col",
-        "sample_id",
-        "--name",
-        "tissue_again",
-    )
+    again = add_tissue("tissue_again")
     assert "already registered as 'tissue'" in again.output
     assert sql("SELECT count(*) FROM datasets WHERE name = 'tissue_again'")[0][0] == 0
 

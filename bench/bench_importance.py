@@ -36,7 +36,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
-from threadpoolctl import threadpool_info, threadpool_limits
+import psutil
+from threadpoolctl import threadpool_limits
 
 from cli.runs import enqueue_runs
 from storage import queries
@@ -44,6 +45,8 @@ from storage.datasets import ExpressionMatrix, load_matrix
 from storage.db import connect, reading
 from storage.store import create_schema
 from worker import inbox
+from worker.config import settings
+from worker.stack import running
 
 TISSUE_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "tissue_gene_expression.csv"
 OUT_JSON = Path(__file__).resolve().parent / "out" / "importance.json"
@@ -55,6 +58,13 @@ TARGET_SPEEDUP = 1.7
 TARGET_LATENCY_MS = 20.0
 TARGET_GENE_COUNT_S = 0.5
 
+# Where CPU time goes while the service works: the fits (Celery pool
+# processes), the Celery parent that hands them tasks, the writer, Redis, this
+# process (planning, enqueueing, polling; the whole serial loop), and every
+# other process on the machine, whose load skews the comparison.
+CPU_PARTS = ("pool", "celery_parent", "writer", "redis", "bench", "others")
+BUSY_OTHERS = 0.15  # cores used by other processes above which a result is flagged
+
 
 def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
@@ -65,9 +75,13 @@ def median(values: list[float]) -> float:
 
 
 def p90(values: list[float]) -> float:
-    return (
-        statistics.quantiles(values, n=10, method="inclusive")[8] if len(values) > 1 else values[0]
-    )
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=10, method="inclusive")[8]
+
+
+def median_parts(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {key: median([row[key] for row in rows]) for key in rows[0]}
 
 
 def free_port() -> int:
@@ -123,6 +137,79 @@ def local_stack(home: Path, workers: int) -> Iterator[None]:
             log(f"`genejobs down` failed: {down.stderr.strip()}")
 
 
+# CPU accounting -----------------------------------------------------------------
+
+
+def _cpu_of(proc: psutil.Process) -> float:
+    try:
+        times = proc.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return times.user + times.system
+
+
+def cpu_snapshot() -> dict[str, float]:
+    """CPU seconds used so far by each part of the stack, this process, and the whole machine."""
+    config = settings()
+    used = dict.fromkeys(CPU_PARTS, 0.0)
+    used["bench"] = _cpu_of(psutil.Process())
+    for name, part in (("redis", "redis"), ("writer", "writer"), ("compute", "celery_parent")):
+        proc = running(config, name)
+        if proc is None:
+            continue
+        root = psutil.Process(proc.pid)
+        used[part] = _cpu_of(root)
+        if name == "compute":
+            used["pool"] = sum(_cpu_of(child) for child in root.children(recursive=True))
+    machine = psutil.cpu_times()
+    used["machine"] = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+    return used
+
+
+def cpu_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per part between two snapshots; `others` is the machine's busy time left over."""
+    spent = {part: after[part] - before[part] for part in CPU_PARTS if part != "others"}
+    spent["others"] = max(0.0, after["machine"] - before["machine"] - sum(spent.values()))
+    return spent
+
+
+@contextmanager
+def metered() -> Iterator[dict[str, float]]:
+    """Measure the wall and CPU time of a block; the dict is filled when the block ends."""
+    measured: dict[str, float] = {}
+    before, started = cpu_snapshot(), time.perf_counter()
+    yield measured
+    measured["wall_s"] = time.perf_counter() - started
+    measured.update(cpu_between(before, cpu_snapshot()))
+
+
+def per_run_ms(measured: dict[str, float], runs: int) -> dict[str, float]:
+    return {part: 1000 * measured[part] / runs for part in CPU_PARTS}
+
+
+def wait_until_quiet(max_wait: float, sample: float = 1.0) -> float:
+    """Wait (up to `max_wait` s) until other processes use less than BUSY_OTHERS cores.
+
+    Other sessions may share this machine; a loaded machine takes cores from
+    the service and not from the one-process loop. Returns the last load seen.
+    """
+    started = time.monotonic()
+    while True:
+        with metered() as measured:
+            time.sleep(sample)
+        load = measured["others"] / measured["wall_s"]
+        waited = time.monotonic() - started
+        if load < BUSY_OTHERS:
+            if waited > 2 * sample:
+                log(f"quiet after {waited:.0f} s")
+            return load
+        if waited >= max_wait:
+            log(f"other processes still use {load:.2f} cores after {waited:.0f} s; measuring")
+            return load
+        if waited < 1.5 * sample:
+            log(f"other processes use {load:.2f} cores; waiting up to {max_wait:.0f} s")
+
+
 # the service --------------------------------------------------------------------
 
 
@@ -142,46 +229,48 @@ def plan_job(model: str, runs: int) -> dict:
     )
 
 
-def wait_recorded(job_id: str, done: int, poll: float) -> dict[str, int]:
+def wait_recorded(job_id: str, done: int, poll: float) -> None:
     """Poll the job's progress until `done` runs are recorded and none is pending."""
     while True:
         counts = inbox.progress(job_id)
         if counts.get("failed", 0):
             raise RuntimeError(f"job {job_id}: {counts['failed']} runs failed")
         if counts.get("done", 0) >= done and counts.get("pending", 1) == 0:
-            return counts
+            return
         time.sleep(poll)
 
 
 def service_job(model: str, runs: int, poll: float = 0.01) -> dict:
     """One job through the service: plan, enqueue, wait until every run is in DuckDB."""
-    started = time.perf_counter()
-    plan = plan_job(model, runs)
-    planned = time.perf_counter()
-    enqueue_runs(plan)
-    enqueued = time.perf_counter()
-    wait_recorded(plan["job_id"], runs, poll)
-    finished = time.perf_counter()
+    with metered() as measured:
+        started = time.perf_counter()
+        plan = plan_job(model, runs)
+        planned = time.perf_counter()
+        enqueue_runs(plan)
+        enqueued = time.perf_counter()
+        wait_recorded(plan["job_id"], runs, poll)
     return {
         "job_id": plan["job_id"],
         "seeds": plan["seeds"],
         "dataset_path": plan["dataset_path"],
+        "wall_s": measured["wall_s"],
         "plan_s": planned - started,
         "enqueue_s": enqueued - planned,
-        "wall_s": finished - started,
+        "others_cores": measured["others"] / measured["wall_s"],
+        "cpu_ms_per_run": per_run_ms(measured, runs),
     }
 
 
 # the seeds' way: a serial loop -----------------------------------------------------
 
 
-def serial_loop(matrix: ExpressionMatrix, model: str, seeds: list[int], csv_dir: Path) -> float:
-    """Fit each seed in turn and append its rows to CSV files; return the wall time.
+def serial_loop(matrix: ExpressionMatrix, model: str, seeds: list[int], csv_dir: Path) -> None:
+    """Fit each seed in turn and append its rows to CSV files, as the seeds' scripts did.
 
     One row per run to the used-seeds file and one row per selected gene to the
-    genes file, opened for each run, as the seeds' scripts did. BLAS and OpenMP
-    are held to one thread: on this machine that was the faster setting, so the
-    baseline gets its best case.
+    genes file, each opened for the run. BLAS and OpenMP are held to one
+    thread: on this machine that was as fast or faster, so the baseline gets
+    its best case.
     """
     # Imported here: it imports worker.app, which reads the Redis URL on import.
     from tasks.importance import fit_run
@@ -189,7 +278,6 @@ def serial_loop(matrix: ExpressionMatrix, model: str, seeds: list[int], csv_dir:
     used_csv = csv_dir / f"rnd_used_{model}.csv"
     genes_csv = csv_dir / f"genes_{model}.csv"
     with threadpool_limits(1):
-        started = time.perf_counter()
         for seed in seeds:
             result = fit_run(matrix, model, seed, TEST_SIZE)
             with used_csv.open("a", newline="") as handle:
@@ -205,33 +293,34 @@ def serial_loop(matrix: ExpressionMatrix, model: str, seeds: list[int], csv_dir:
                 ):
                     if klass == -1:
                         writer.writerow([seed, matrix.genes[gene], importance, rank])
-        return time.perf_counter() - started
 
 
-def bench_runs(model: str, runs: int, repeats: int, home: Path, csv_dir: Path) -> dict:
+def bench_runs(model: str, runs: int, repeats: int, paths: dict[str, Path], quiet: float) -> dict:
     """Service against serial loop for one model, on the same seeds, `repeats` times."""
     from tasks.importance import fit_run
 
     log(f"{model}: warm-up (worker processes import scikit-learn on their first fit)")
     warm = service_job(model, 2 * WORKERS)
-    matrix = load_matrix(home / warm["dataset_path"])
+    matrix = load_matrix(paths["home"] / warm["dataset_path"])
     with threadpool_limits(1):
         fit_run(matrix, model, warm["seeds"][0], TEST_SIZE)
-    service, serial, jobs = [], [], []
+    service, serial = [], []
     for repeat in range(repeats):
+        wait_until_quiet(quiet)
         job = service_job(model, runs)
         log(f"{model} #{repeat + 1}: service {job['wall_s']:.2f} s (job {job['job_id']})")
-        loop = serial_loop(matrix, model, job["seeds"], csv_dir)
-        log(f"{model} #{repeat + 1}: serial  {loop:.2f} s")
+        wait_until_quiet(quiet)
+        with metered() as loop:
+            serial_loop(matrix, model, job["seeds"], paths["csv"])
+        log(f"{model} #{repeat + 1}: serial  {loop['wall_s']:.2f} s")
         service.append(job)
         serial.append(loop)
-        jobs.append(job["job_id"])
     service_s = median([job["wall_s"] for job in service])
-    serial_s = median(serial)
+    serial_s = median([loop["wall_s"] for loop in serial])
     return {
         "runs": runs,
         "repeats": repeats,
-        "jobs": jobs,
+        "jobs": [job["job_id"] for job in service],
         "service_wall_s": service_s,
         "serial_wall_s": serial_s,
         "service_ms_per_run": 1000 * service_s / runs,
@@ -239,13 +328,18 @@ def bench_runs(model: str, runs: int, repeats: int, home: Path, csv_dir: Path) -
         "speedup": serial_s / service_s,
         "service_plan_s": median([job["plan_s"] for job in service]),
         "service_enqueue_s": median([job["enqueue_s"] for job in service]),
+        "service_cpu_ms_per_run": median_parts([job["cpu_ms_per_run"] for job in service]),
+        "serial_cpu_ms_per_run": median_parts([per_run_ms(loop, runs) for loop in serial]),
+        "service_others_cores": max(job["others_cores"] for job in service),
+        "serial_others_cores": max(loop["others"] / loop["wall_s"] for loop in serial),
         "service_wall_s_all": [job["wall_s"] for job in service],
-        "serial_wall_s_all": serial,
+        "serial_wall_s_all": [loop["wall_s"] for loop in serial],
     }
 
 
-def check_recorded(job_ids: list[str], runs: dict[str, int]) -> None:
+def check_recorded(expected: dict[str, int]) -> None:
     """Confirm from DuckDB that every benchmarked job has all its runs done."""
+    job_ids = list(expected)
     with reading() as con:
         rows = con.execute(
             f"SELECT job_id, count(*) FILTER (WHERE status = 'done'), count(*) FROM runs "
@@ -253,12 +347,10 @@ def check_recorded(job_ids: list[str], runs: dict[str, int]) -> None:
             job_ids,
         ).fetchall()
     found = {job_id: (done, total) for job_id, done, total in rows}
-    for job_id in job_ids:
+    for job_id, runs in expected.items():
         done, total = found.get(job_id, (0, 0))
-        if done != total or total != runs[job_id]:
-            raise RuntimeError(
-                f"job {job_id}: {done} of {total} runs done, expected {runs[job_id]}"
-            )
+        if done != runs or total != runs:
+            raise RuntimeError(f"job {job_id}: {done} of {total} runs done, expected {runs}")
 
 
 # the service's own overhead ----------------------------------------------------------
@@ -268,13 +360,14 @@ def bench_latency(samples: int, warmup: int = 5) -> dict:
     """Enqueue one dummy run at a time and time it until the writer has recorded it."""
     plan = plan_job("dummy", samples + warmup)
     latencies = []
-    for position, seed in enumerate(plan["seeds"]):
-        started = time.perf_counter()
-        enqueue_runs({**plan, "seeds": [seed]})
-        while inbox.progress(plan["job_id"]).get("done", 0) <= position:
-            time.sleep(0.001)
-        if position >= warmup:
-            latencies.append(1000 * (time.perf_counter() - started))
+    with metered() as measured:
+        for position, seed in enumerate(plan["seeds"]):
+            started = time.perf_counter()
+            enqueue_runs({**plan, "seeds": [seed]})
+            while inbox.progress(plan["job_id"]).get("done", 0) <= position:
+                time.sleep(0.001)
+            if position >= warmup:
+                latencies.append(1000 * (time.perf_counter() - started))
     return {
         "job_id": plan["job_id"],
         "samples": samples,
@@ -282,6 +375,8 @@ def bench_latency(samples: int, warmup: int = 5) -> dict:
         "p90_ms": p90(latencies),
         "min_ms": min(latencies),
         "max_ms": max(latencies),
+        "others_cores": measured["others"] / measured["wall_s"],
+        "all_ms": latencies,
     }
 
 
@@ -295,6 +390,8 @@ def bench_burst(runs: int) -> dict:
         "plan_s": job["plan_s"],
         "enqueue_s": job["enqueue_s"],
         "ms_per_run": 1000 * job["wall_s"] / runs,
+        "others_cores": job["others_cores"],
+        "cpu_ms_per_run": job["cpu_ms_per_run"],
     }
 
 
@@ -305,45 +402,47 @@ def build_gene_store(path: Path, runs: int, genes: int, jobs: int) -> dict:
     """Write a results file with the project's schema and runs x genes importance rows.
 
     One dataset and model; `jobs` jobs of equal size; every run done and every
-    gene selected in every run (summary rows), so the dataset scope counts all rows.
+    gene selected in every run (summary rows), so the dataset scope counts
+    every row. Rows lie in run order, as the writer appends them.
     """
     started = time.perf_counter()
+    per_job = -(-runs // jobs)
+    job_of_run = "'bench-job-' || lpad((r // $per_job)::VARCHAR, 3, '0')"
+    gene_name = "'GENE' || lpad((g + 1)::VARCHAR, 5, '0')"
     con = duckdb.connect(str(path))
     try:
         create_schema(con)
         con.execute(
-            """INSERT INTO datasets (dataset_id, name, path, label_col, id_col, n_samples,
-                   n_genes, classes, class_counts, genes, source)
-               SELECT 'benchgenes000000', 'bench', 'datasets/benchgenes000000.parquet',
-                      'tissue', 'sample_id', 189, ?, ['a', 'b'], [95, 94],
-                      list('GENE' || lpad((g + 1)::VARCHAR, 5, '0') ORDER BY g), 'synthetic'
-               FROM range(?) t(g)""",
-            [genes, genes],
+            f"""INSERT INTO datasets (dataset_id, name, path, label_col, id_col, n_samples,
+                    n_genes, classes, class_counts, genes, source)
+                SELECT 'benchgenes000000', 'bench', 'datasets/benchgenes000000.parquet',
+                       'tissue', 'sample_id', 189, $genes, ['a', 'b'], [95, 94],
+                       list({gene_name} ORDER BY g), 'synthetic'
+                FROM range($genes) t(g)""",
+            {"genes": genes},
         )
-        per_job = -(-runs // jobs)
         con.execute(
             """INSERT INTO jobs (job_id, kind, dataset_id, model, params, n_runs)
                SELECT 'bench-job-' || lpad(j::VARCHAR, 3, '0'), 'importance',
-                      'benchgenes000000', 'lr', '{}', ? FROM range(?) t(j)""",
-            [per_job, jobs],
+                      'benchgenes000000', 'lr', '{}', $per_job
+               FROM range($jobs) t(j)""",
+            {"per_job": per_job, "jobs": jobs},
         )
         con.execute(
-            """INSERT INTO runs (dataset_id, model, seed, job_id, status, test_size, accuracy,
-                   n_selected, attempts, finished_at)
-               SELECT 'benchgenes000000', 'lr', r + 1,
-                      'bench-job-' || lpad((r // ?)::VARCHAR, 3, '0'), 'done', 0.3,
-                      0.5 + random() / 2, ?, 1, now()
-               FROM range(?) t(r)""",
-            [per_job, genes, runs],
+            f"""INSERT INTO runs (dataset_id, model, seed, job_id, status, test_size, accuracy,
+                    n_selected, attempts, finished_at)
+                SELECT 'benchgenes000000', 'lr', r + 1, {job_of_run}, 'done', {TEST_SIZE},
+                       0.5 + random() / 2, $genes, 1, now()
+                FROM range($runs) t(r)""",
+            {"per_job": per_job, "genes": genes, "runs": runs},
         )
         con.execute(
-            """INSERT INTO importances
-               SELECT 'bench-job-' || lpad((r // ?)::VARCHAR, 3, '0'), 'benchgenes000000', 'lr',
-                      r + 1, NULL, 'GENE' || lpad((g + 1)::VARCHAR, 5, '0'),
-                      random(), random() - 0.5, ((g * 7 + r) % ?) + 1
-               FROM range(?) t(r), range(?) u(g)
-               ORDER BY r, g""",
-            [per_job, genes, runs, genes],
+            f"""INSERT INTO importances
+                SELECT {job_of_run}, 'benchgenes000000', 'lr', r + 1, NULL, {gene_name},
+                       random(), random() - 0.5, ((g * 7 + r) % $genes) + 1
+                FROM range($runs) t(r), range($genes) u(g)
+                ORDER BY r, g""",
+            {"per_job": per_job, "genes": genes, "runs": runs},
         )
         rows = con.execute("SELECT count(*) FROM importances").fetchone()[0]
         con.execute("CHECKPOINT")
@@ -353,6 +452,7 @@ def build_gene_store(path: Path, runs: int, genes: int, jobs: int) -> dict:
         "runs": runs,
         "genes": genes,
         "jobs": jobs,
+        "runs_per_job": per_job,
         "importance_rows": rows,
         "build_s": time.perf_counter() - started,
         "file_mb": path.stat().st_size / 2**20,
@@ -369,23 +469,22 @@ def timed(work: Callable[[], object], repeats: int) -> list[float]:
 
 
 def bench_gene_counts(path: Path, home: Path, repeats: int, cli_repeats: int) -> dict:
-    """Time `gene_counts` for a dataset+model scope and a job scope, then the CLI."""
-    con = connect(path, read_only=True, wait=5)
+    """Time `gene_counts` (with its scope lookup) for two scopes, then the whole CLI."""
+    # (job, dataset, model), as `genes count` takes them
+    scopes = {"dataset_model": (None, "bench", "lr"), "job": ("bench-job-000", None, None)}
     results: dict = {}
+    con = connect(path, read_only=True, wait=5)
     try:
-        # (job, dataset, model) as `genes count` takes them
-        scopes = {"dataset_model": (None, "bench", "lr"), "job": ("bench-job-000", None, None)}
         for name, scope in scopes.items():
 
             def count(scope=scope):
-                total, table = queries.gene_counts(con, queries.scope(con, *scope))
-                return total, len(table)
+                return queries.gene_counts(con, queries.scope(con, *scope))
 
-            total, n_genes = count()
+            total, table = count()  # the first query also reads the file into DuckDB's cache
             times = timed(count, repeats)
             results[name] = {
                 "runs_counted": total,
-                "genes": n_genes,
+                "genes": len(table),
                 "median_s": median(times),
                 "max_s": max(times),
                 "all_s": times,
@@ -394,15 +493,15 @@ def bench_gene_counts(path: Path, home: Path, repeats: int, cli_repeats: int) ->
         con.close()
     env = {**os.environ, "GENEJOBS_HOME": str(home), "GENEJOBS_DB": str(path)}
     command = ("genes", "count", "--dataset", "bench", "--model", "lr", "--limit", "20")
-    output = genejobs(*command, env=env).stdout
+    first_line = genejobs(*command, env=env).stdout.partition("\n")[0]
     cli = timed(lambda: genejobs(*command, env=env), cli_repeats)
     startup = timed(lambda: genejobs("--help", env=env), cli_repeats)
     results["cli"] = {
         "command": "genejobs " + " ".join(command),
+        "first_line": first_line,
         "median_s": median(cli),
         "all_s": cli,
-        "startup_median_s": median(startup),
-        "first_line": output.splitlines()[0] if output else "",
+        "help_median_s": median(startup),
     }
     return results
 
@@ -414,12 +513,8 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
-def summary(report: dict) -> str:
+def _runs_lines(report: dict) -> list[str]:
     lines = [
-        "genejobs importance benchmark",
-        f"  {report['machine']['cpus']} cores, Python {report['machine']['python']}, "
-        f"{WORKERS} compute workers, tissue data, test size {TEST_SIZE}",
-        "",
         "1. seeded runs: service (plan + enqueue + until recorded) vs serial loop (fit + CSV)",
         f"   medians of {report['config']['repeats']} repeats",
         f"   {'model':<6}{'runs':>6}{'service s':>11}{'serial s':>10}"
@@ -432,22 +527,40 @@ def summary(report: dict) -> str:
             f"{row['serial_ms_per_run']:>15.1f}{row['speedup']:>8.2f}x  "
             f"{verdict(row['speedup'] >= TARGET_SPEEDUP)}"
         )
-    latency, burst = report["overhead"]["latency"], report["overhead"]["burst"]
+    burst = report["overhead"]["burst"]
+    rows = []
+    for model, row in report["runs"].items():
+        rows.append((f"{model} service", row["service_cpu_ms_per_run"]))
+        rows.append((f"{model} serial", row["serial_cpu_ms_per_run"]))
+    rows.append(("dummy burst", burst["cpu_ms_per_run"]))
     lines += [
         "",
+        "   CPU ms per run, by process (medians; `others` is load from outside the benchmark)",
+        f"   {'':<12}" + "".join(f"{part:>14}" for part in CPU_PARTS),
+    ]
+    for label, parts in rows:
+        lines.append(f"   {label:<12}" + "".join(f"{parts[part]:>14.1f}" for part in CPU_PARTS))
+    return lines
+
+
+def _overhead_lines(report: dict) -> list[str]:
+    latency, burst = report["overhead"]["latency"], report["overhead"]["burst"]
+    return [
         "2. service overhead per run (model dummy: no work)",
         f"   one run at a time, enqueue -> recorded ({latency['samples']} samples): "
         f"median {latency['median_ms']:.1f} ms, p90 {latency['p90_ms']:.1f} ms, "
-        f"max {latency['max_ms']:.1f} ms  target median < {TARGET_LATENCY_MS:.0f} ms "
+        f"max {latency['max_ms']:.1f} ms   target median < {TARGET_LATENCY_MS:.0f} ms "
         f"{verdict(latency['median_ms'] < TARGET_LATENCY_MS)}",
         f"   burst of {burst['runs']} runs in one job: {burst['wall_s']:.2f} s wall "
         f"(plan {burst['plan_s']:.2f} s, enqueue {burst['enqueue_s']:.2f} s), "
         f"{burst['ms_per_run']:.2f} ms/run",
     ]
+
+
+def _gene_lines(report: dict) -> list[str]:
     genes = report["gene_counts"]
     store = genes["store"]
-    lines += [
-        "",
+    lines = [
         f"3. genes count over {store['importance_rows']:,} importance rows "
         f"({store['runs']:,} runs x {store['genes']} genes, {store['file_mb']:.0f} MB, "
         f"built in {store['build_s']:.1f} s)",
@@ -455,17 +568,44 @@ def summary(report: dict) -> str:
     for name, label in (("dataset_model", "--dataset --model"), ("job", "--job")):
         row = genes[name]
         lines.append(
-            f"   gene_counts {label:<18} {row['runs_counted']:>6} runs: "
+            f"   gene_counts {label:<18}{row['runs_counted']:>7} runs: "
             f"median {row['median_s']:.3f} s, max {row['max_s']:.3f} s "
-            f"(of {len(row['all_s'])})  target < {TARGET_GENE_COUNT_S} s "
+            f"(of {len(row['all_s'])})   target < {TARGET_GENE_COUNT_S} s "
             f"{verdict(row['median_s'] < TARGET_GENE_COUNT_S)}"
         )
     cli = genes["cli"]
     lines.append(
         f"   CLI `{cli['command']}`: median {cli['median_s']:.2f} s "
-        f"(of {len(cli['all_s'])}); `genejobs --help` alone {cli['startup_median_s']:.2f} s"
+        f"(of {len(cli['all_s'])}); `genejobs --help` alone {cli['help_median_s']:.2f} s"
     )
-    return "\n".join(lines)
+    return lines
+
+
+def _load_warnings(report: dict) -> list[str]:
+    loads = {f"{model} {side}": row[f"{side}_others_cores"] for model, row in report["runs"].items()
+             for side in ("service", "serial")}  # fmt: skip
+    loads["latency"] = report["overhead"]["latency"]["others_cores"]
+    loads["burst"] = report["overhead"]["burst"]["others_cores"]
+    busy = {label: load for label, load in loads.items() if load >= BUSY_OTHERS}
+    if not busy:
+        return []
+    shown = ", ".join(f"{label} {load:.2f}" for label, load in busy.items())
+    return [
+        "",
+        f"WARNING: other processes loaded the machine (cores, worst repeat): {shown}.",
+        "         The service needs both cores and the serial loop one: rerun on a quiet machine.",
+    ]
+
+
+def summary(report: dict) -> str:
+    head = [
+        "genejobs importance benchmark",
+        f"  {report['machine']['cpus']} cores, Python {report['machine']['python']}, "
+        f"{WORKERS} compute workers, tissue data, test size {TEST_SIZE}",
+    ]
+    sections = [head, _runs_lines(report), _overhead_lines(report), _gene_lines(report)]
+    lines = [line for section in sections for line in [*section, ""]][:-1]
+    return "\n".join(lines + _load_warnings(report))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -477,6 +617,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--burst", type=int, default=1000, help="dummy runs in the burst job")
     parser.add_argument("--gene-runs", type=int, default=20_000, help="runs in the gene store")
     parser.add_argument("--genes", type=int, default=500, help="genes per run in the gene store")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait, before each measurement, for other processes to go quiet",
+    )
     parser.add_argument("--out", type=Path, default=OUT_JSON, help="where to write the JSON")
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 repeat: a smoke check")
     args = parser.parse_args(argv)
@@ -497,34 +643,30 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "config": {key: value for key, value in vars(args).items() if key not in ("out",)},
+        "config": {key: value for key, value in vars(args).items() if key != "out"},
     }
     with tempfile.TemporaryDirectory(prefix="genejobs-bench-") as temp:
         temp_dir = Path(temp)
-        home, csv_dir = temp_dir / "home", temp_dir / "csv"
-        csv_dir.mkdir()
-        with local_stack(home, WORKERS):
+        paths = {"home": temp_dir / "home", "csv": temp_dir / "csv"}
+        paths["csv"].mkdir()
+        with local_stack(paths["home"], WORKERS):
             genejobs(
                 "datasets", "add", str(TISSUE_CSV),
                 "--label", "tissue", "--id-col", "sample_id", "--name", DATASET,
             )  # fmt: skip
             report["runs"] = {
-                "lr": bench_runs("lr", args.lr_runs, args.repeats, home, csv_dir),
-                "ada": bench_runs("ada", args.ada_runs, args.repeats, home, csv_dir),
+                "lr": bench_runs("lr", args.lr_runs, args.repeats, paths, args.quiet_wait),
+                "ada": bench_runs("ada", args.ada_runs, args.repeats, paths, args.quiet_wait),
             }
             log("dummy: sequential latency and burst")
             bench_burst(2 * WORKERS)  # warm-up
-            report["overhead"] = {
-                "latency": bench_latency(args.latency_samples),
-                "burst": bench_burst(args.burst),
-            }
+            wait_until_quiet(args.quiet_wait)
+            latency = bench_latency(args.latency_samples)
+            wait_until_quiet(args.quiet_wait)
+            report["overhead"] = {"latency": latency, "burst": bench_burst(args.burst)}
             expected = {job: row["runs"] for row in report["runs"].values() for job in row["jobs"]}
             expected[report["overhead"]["burst"]["job_id"]] = args.burst
-            check_recorded(list(expected), expected)
-            report["serial_thread_pools"] = [
-                {"api": pool["internal_api"], "default_threads": pool["num_threads"]}
-                for pool in threadpool_info()
-            ]
+            check_recorded(expected)
         log(f"building a results file of {args.gene_runs * args.genes:,} importance rows")
         gene_db = temp_dir / "genes.duckdb"
         store = build_gene_store(gene_db, args.gene_runs, args.genes, jobs=10)

@@ -17,7 +17,9 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 def enqueue_tests(plan: dict) -> int:
-    from worker.app import app
+    from worker.app import sender
+
+    app = sender()
 
     with app.producer_or_acquire() as producer:
         for test in plan["tests"]:

@@ -29,7 +29,9 @@ def enqueue_folds(plan: dict) -> int:
     Longest first keeps every worker busy to the end: a slow model's folds run
     side by side instead of trailing behind the quick ones.
     """
-    from worker.app import app
+    from worker.app import sender
+
+    app = sender()
 
     units = [(m, f) for m in plan["models"] for f in range(plan["setup"]["folds"])]
     units.sort(key=lambda unit: -CANDIDATES[unit[0]].cost)

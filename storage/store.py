@@ -26,6 +26,7 @@ from storage.datasets import PreparedDataset, load_frame, prepare, write_parquet
 from storage.db import first
 from storage.schema import DDL, RunStatus
 from tasks.models import MODELS
+from worker import inbox
 from worker.config import settings
 from worker.errors import InputError, NotFoundError
 
@@ -59,7 +60,7 @@ class ResultStore:
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
-        self._labels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._labels: dict[str, tuple[list[str], list[str]]] = {}
 
     # datasets ---------------------------------------------------------------
 
@@ -315,40 +316,46 @@ class ResultStore:
     # results ----------------------------------------------------------------
 
     def record_done(self, messages: list[dict]) -> set[str]:
-        """Record finished runs and their importances; repeats and late copies are dropped."""
+        """Record finished runs and their importances; repeats and late copies are dropped.
+
+        One UPDATE moves the batch's runs from any status but `done` to `done`
+        and returns the runs it moved; only those runs get importance rows.
+        """
         if not messages:
             return set()
-        batch = pd.DataFrame([{k: v for k, v in m.items() if k != "importances"} for m in messages])
-        batch["position"] = np.arange(len(batch))
-        batch = batch.drop_duplicates(["dataset_id", "model", "seed"], keep="first")
+        unique: dict[tuple, dict] = {}
+        for message in messages:
+            unique.setdefault((message["dataset_id"], message["model"], message["seed"]), message)
+        fields = [
+            {k: v for k, v in m.items() if k not in ("importances", "op")} for m in unique.values()
+        ]
+        batch = pd.DataFrame(fields)
         self.con.register("batch", batch)
         try:
-            accepted = self.con.execute(
-                f"""SELECT b.* FROM batch b JOIN runs r
-                      ON r.dataset_id = b.dataset_id AND r.model = b.model AND r.seed = b.seed
-                     AND r.job_id = b.job_id
-                    WHERE r.status <> '{RunStatus.DONE.value}'"""
-            ).df()
+            moved = self.con.execute(
+                f"""UPDATE runs SET status = '{RunStatus.DONE.value}', accuracy = b.accuracy,
+                        precision = b.precision, recall = b.recall, f1 = b.f1,
+                        n_train = b.n_train, n_test = b.n_test, n_selected = b.n_selected,
+                        fit_seconds = b.fit_seconds, worker = b.worker, error = NULL,
+                        attempts = runs.attempts + 1, finished_at = now()
+                    FROM batch b
+                    WHERE runs.dataset_id = b.dataset_id AND runs.model = b.model
+                      AND runs.seed = b.seed AND runs.job_id = b.job_id
+                      AND runs.status <> '{RunStatus.DONE.value}'
+                    RETURNING runs.dataset_id, runs.model, runs.seed"""
+            ).fetchall()
         finally:
             self.con.unregister("batch")
-        if accepted.empty:
+        if not moved:
             return set()
-        self.con.register("accepted", accepted)
-        try:
-            self.con.execute(
-                f"""UPDATE runs SET status = '{RunStatus.DONE.value}', accuracy = a.accuracy,
-                        precision = a.precision, recall = a.recall, f1 = a.f1,
-                        n_train = a.n_train, n_test = a.n_test, n_selected = a.n_selected,
-                        fit_seconds = a.fit_seconds, worker = a.worker, error = NULL,
-                        attempts = runs.attempts + 1, finished_at = now()
-                    FROM accepted a
-                    WHERE runs.dataset_id = a.dataset_id AND runs.model = a.model
-                      AND runs.seed = a.seed"""
-            )
-        finally:
-            self.con.unregister("accepted")
-        rows = self._importance_rows([messages[i] for i in accepted["position"]])
-        if rows is not None and len(rows):
+        accepted = [unique[(d, m, int(s))] for d, m, s in moved]
+        by_dataset: dict[str, list[dict]] = {}
+        for message in accepted:
+            by_dataset.setdefault(message["dataset_id"], []).append(message)
+        for dataset_id, group in by_dataset.items():
+            rows = self._importance_rows(dataset_id, group)
+            if rows is None:
+                continue
             self.con.register("importance_rows", rows)
             try:
                 self.con.execute(
@@ -358,46 +365,52 @@ class ResultStore:
                 )
             finally:
                 self.con.unregister("importance_rows")
-        return set(accepted["job_id"])
+        return {m["job_id"] for m in accepted}
 
-    def _labels_of(self, dataset_id: str) -> tuple[np.ndarray, np.ndarray]:
+    def _labels_of(self, dataset_id: str) -> tuple[list[str], list[str]]:
         if dataset_id not in self._labels:
             genes, classes = first(
                 self.con.execute(
                     "SELECT genes, classes FROM datasets WHERE dataset_id = ?", [dataset_id]
                 ).fetchall()
             )
-            self._labels[dataset_id] = (
-                np.asarray(genes, dtype=object),
-                np.asarray(list(classes) + [None], dtype=object),
-            )
+            self._labels[dataset_id] = (list(genes), list(classes))
         return self._labels[dataset_id]
 
-    def _importance_rows(self, messages: list[dict]) -> pd.DataFrame | None:
-        parts = []
-        for message in messages:
-            columns = message["importances"]
-            n = len(columns["gene_index"])
-            if n == 0:
-                continue
-            genes, classes = self._labels_of(message["dataset_id"])
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "job_id": [message["job_id"]] * n,
-                        "dataset_id": [message["dataset_id"]] * n,
-                        "model": [message["model"]] * n,
-                        "seed": np.full(n, message["seed"], dtype=np.int64),
-                        # class index -1 (the summary) picks the trailing None
-                        "class_label": classes[np.asarray(columns["class_index"], dtype=np.int64)],
-                        "gene": genes[np.asarray(columns["gene_index"], dtype=np.int64)],
-                        "importance": np.asarray(columns["importance"], dtype=np.float64),
-                        "coef": np.asarray(columns["coef"], dtype=np.float64),
-                        "rank": np.asarray(columns["rank"], dtype=np.int32),
-                    }
-                )
-            )
-        return pd.concat(parts, ignore_index=True) if parts else None
+    def _importance_rows(self, dataset_id: str, messages: list[dict]) -> pd.DataFrame | None:
+        """One frame of importance rows for runs on one dataset, from their packed arrays.
+
+        Names (job, model, gene, class) are categoricals over codes, so no string
+        is made per row; class index -1 (a summary row) is code -1, i.e. NULL.
+        """
+        keys = ("class_index", "gene_index", "importance", "coef", "rank")
+        arrays = {k: [inbox.unpack(m["importances"][k]) for m in messages] for k in keys}
+        sizes = [len(a) for a in arrays["rank"]]
+        if not sum(sizes):
+            return None
+        run = np.repeat(np.arange(len(messages)), sizes)
+        joined = {k: np.concatenate(v) for k, v in arrays.items()}
+        genes, classes = self._labels_of(dataset_id)
+
+        def names(key: str) -> pd.Categorical:
+            values = [m[key] for m in messages]
+            categories = sorted(set(values))
+            codes = np.asarray([categories.index(v) for v in values], dtype=np.int32)
+            return pd.Categorical.from_codes(codes[run], categories)
+
+        return pd.DataFrame(
+            {
+                "job_id": names("job_id"),
+                "dataset_id": names("dataset_id"),
+                "model": names("model"),
+                "seed": np.asarray([m["seed"] for m in messages], dtype=np.int64)[run],
+                "class_label": pd.Categorical.from_codes(joined["class_index"], classes),
+                "gene": pd.Categorical.from_codes(joined["gene_index"], genes),
+                "importance": joined["importance"],
+                "coef": joined["coef"],
+                "rank": joined["rank"],
+            }
+        )
 
     def record_failed(self, messages: list[dict]) -> set[str]:
         """Record failed runs; a failure never overwrites a finished or cancelled run."""

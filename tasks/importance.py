@@ -151,11 +151,12 @@ def run_message(job_id: str, dataset_id: str, model: str, result: RunResult) -> 
         "n_selected": result.n_selected,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "importances": {
-            "class_index": result.class_index,
-            "gene_index": result.gene_index,
-            "importance": result.importance,
-            "coef": result.coef,
-            "rank": result.rank,
+            "class_index": inbox.pack(result.class_index, "i2"),
+            "gene_index": inbox.pack(result.gene_index, "i4"),
+            "importance": inbox.pack(result.importance, "f8"),
+            # None (no coefficient: tree models) travels as NaN and is stored as NULL
+            "coef": inbox.pack(np.asarray(result.coef, dtype=np.float64), "f8"),
+            "rank": inbox.pack(result.rank, "i4"),
         },
     }
 

@@ -19,6 +19,7 @@ from tests.conftest import frame_of, run, sql
 from tests.test_bad_input import refused as refused_importance_input
 from worker.config import settings
 
+SMALL = "search_small"
 SESSION_ID = 123
 FOLDS = 2
 SEED_COLUMNS = [
@@ -40,8 +41,8 @@ def small(stack, tmp_path_factory):
     path = tmp_path_factory.mktemp("small") / "small.csv"
     small_table().to_csv(path, index=False)
     run("datasets", "add", str(path), "--label", "tissue", "--id-col", "sample_id",
-        "--name", "small")  # fmt: skip
-    return "small"
+        "--name", SMALL)  # fmt: skip
+    return SMALL
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,7 @@ def test_the_best_model_is_finalized_and_loaded_only_with_its_hash(searched, tmp
     with pytest.raises(GenejobsError, match="does not have the sha256"):
         load_artifact(tampered, shown["artifact_sha256"])
 
-    listed = frame_of(run("models", "list", "--dataset", "small", "--format", "json"))
+    listed = frame_of(run("models", "list", "--dataset", SMALL, "--format", "json"))
     assert set(board["model_id"]) <= set(listed["model_id"])
     assert listed["artifact"].sum() >= 1
 
@@ -146,7 +147,7 @@ def test_export_writes_the_seeds_pycaret_results_layout(searched):
     mine = [r for r in rows if r["run_id"].startswith(job_id)]
     assert [r["run_id"] for r in mine] == list(board["model_id"])
     best = mine[0]
-    assert best["best"] == "True" and best["mlr_dataset"] == "small" and best["split"] == "0.7"
+    assert best["best"] == "True" and best["mlr_dataset"] == SMALL and best["split"] == "0.7"
     assert json.loads(best["setup"])["session_id"] == SESSION_ID
     metrics = json.loads(best["metrics_dict"])
     assert metrics["job_id"] == job_id and metrics["rank"] == 1
@@ -232,7 +233,7 @@ def test_unknown_model_id(searched):
 
 def test_a_model_id_from_another_dataset(searched, tissue):
     model_id = searched[1].iloc[0]["model_id"]
-    refused("evaluate", model_id, "--dataset", tissue, expect="searched on dataset 'small'")
+    refused("evaluate", model_id, "--dataset", tissue, expect=f"searched on dataset '{SMALL}'")
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,13 @@ the database lock.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
 from typing import Any
 
+import numpy as np
 import redis
 
 from worker.config import settings
@@ -97,6 +99,21 @@ def error_from_reply(reply: dict[str, Any]) -> GenejobsError:
     if not (isinstance(cls, type) and issubclass(cls, GenejobsError)):
         cls = GenejobsError
     return cls(reply["error"])
+
+
+def pack(values, dtype: str) -> dict[str, str]:
+    """A numeric array as JSON-safe text: little-endian bytes in base64.
+
+    A run's importances are thousands of numbers; as JSON lists they cost the
+    writer more to parse than to store.
+    """
+    array = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
+    return {"dtype": array.dtype.str, "data": base64.b64encode(array.tobytes()).decode()}
+
+
+def unpack(packed: dict[str, str]) -> np.ndarray:
+    """The array that `pack` encoded."""
+    return np.frombuffer(base64.b64decode(packed["data"]), dtype=np.dtype(packed["dtype"]))
 
 
 def publish_progress(job_id: str, counts: dict[str, int]) -> None:

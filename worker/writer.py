@@ -45,6 +45,8 @@ class Writer:
         self,
         batch_max: int = 500,
         linger: float = 0.25,
+        gather: float = 0.03,
+        gather_target: int = 16,
         max_hold: float = 2.0,
         reader_window: float = 0.1,
     ):
@@ -52,6 +54,8 @@ class Writer:
         self.redis = redis.Redis.from_url(self.config.redis_url, socket_timeout=30)
         self.batch_max = batch_max
         self.linger = linger
+        self.gather = gather
+        self.gather_target = gather_target
         self.max_hold = max_hold
         self.reader_window = reader_window
         self.identity = f"{socket.gethostname()}:{__import__('os').getpid()}"
@@ -129,17 +133,40 @@ class Writer:
             self.models = None
 
     def _take(self) -> list[bytes]:
-        """Move up to `batch_max` messages to the processing list and return them, oldest first."""
+        """Move up to `batch_max` messages to the processing list and return them, oldest first.
+
+        A transaction has a fixed cost (the commit alone is a few ms), so while
+        more tasks wait in the compute queue, wait up to `gather` seconds for a
+        batch of `gather_target`; with nothing queued, apply at once, which
+        keeps a lone run's latency low.
+        """
         timeout = self.linger if self.con is not None else 1.0
         first = self.redis.blmove(inbox.INBOX, inbox.PROCESSING, timeout, "RIGHT", "LEFT")
         if first is None:
             return []
         raw = [first]
-        pipe = self.redis.pipeline(transaction=False)
-        for _ in range(self.batch_max - 1):
-            pipe.lmove(inbox.INBOX, inbox.PROCESSING, "RIGHT", "LEFT")
-        raw.extend(m for m in pipe.execute() if m is not None)
+        deadline = time.monotonic() + self.gather
+        while True:
+            raw.extend(self._drain(self.batch_max - len(raw)))
+            left = deadline - time.monotonic()
+            if len(raw) >= self.gather_target or left <= 0:
+                break
+            if not self.redis.llen(inbox.COMPUTE_QUEUE):
+                break
+            more = self.redis.blmove(inbox.INBOX, inbox.PROCESSING, left, "RIGHT", "LEFT")
+            if more is None:
+                break
+            raw.append(more)
         return raw
+
+    def _drain(self, limit: int) -> list[bytes]:
+        waiting = min(self.redis.llen(inbox.INBOX), limit)
+        if waiting <= 0:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for _ in range(waiting):
+            pipe.lmove(inbox.INBOX, inbox.PROCESSING, "RIGHT", "LEFT")
+        return [m for m in pipe.execute() if m is not None]
 
     # applying ------------------------------------------------------------------
 
@@ -159,23 +186,20 @@ class Writer:
                 continue
             touched |= self._flush(results)
             results = []
-            touched |= self._control(message)
+            self._control(message)
         touched |= self._flush(results)
         self._send_followups()
         self.redis.delete(inbox.PROCESSING)
-        if touched:
-            counts = self.store.job_counts(touched)
-            counts.update(self.models.job_counts(touched))
-            for job_id, job_counts in counts.items():
-                inbox.publish_progress(job_id, job_counts)
+        self._publish(touched)
 
     def _send_followups(self) -> None:
         """Enqueue the tasks that committed results call for (a search's finalize step)."""
         followups = {f["task_id"]: f for f in self.models.take_followups()}
         if not followups:
             return
-        from worker.app import app
+        from worker.app import sender
 
+        app = sender()
         with app.producer_or_acquire() as producer:
             for followup in followups.values():
                 app.send_task(
@@ -242,12 +266,21 @@ class Writer:
                 "error": f"the writer failed on {op}: {exc.__class__.__name__}: {exc}",
                 "error_type": "GenejobsError",
             }
+        touched = {reply["job_id"]} if "job_id" in reply and "error" not in reply else set()
+        # Progress first: whoever gets the reply may start polling it at once.
+        self._publish(touched)
         if message.get("reply_to"):
             pipe = self.redis.pipeline()
             pipe.lpush(message["reply_to"], json.dumps(reply, default=str))
             pipe.expire(message["reply_to"], 600)
             pipe.execute()
-        return {reply["job_id"]} if "job_id" in reply and "error" not in reply else set()
+        return touched
+
+    def _publish(self, job_ids: set[str]) -> None:
+        counts = self.store.job_counts(job_ids)
+        counts.update(self.models.job_counts(job_ids))
+        for job_id, job_counts in counts.items():
+            inbox.publish_progress(job_id, job_counts)
 
     def _op_register_dataset(self, m: dict) -> dict:
         return self.store.register_dataset(m["meta"], m["temp_path"], m["name"], m["source"])

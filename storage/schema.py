@@ -88,3 +88,84 @@ DDL = [
     )
     """,
 ]
+
+
+# Model search and holdout evaluation (`genejobs search`, `genejobs evaluate`) ---------------
+#
+# A search is a job of (model, fold) units in `search_folds`; when its last
+# fold is recorded the writer ranks the models into `model_runs` (one row per
+# model, the seeds' pycaret_results.csv fields). Fold and test rows move
+# pending -> done/failed once, guarded by their primary keys and status.
+
+MODEL_DDL = [
+    """
+    CREATE TABLE IF NOT EXISTS model_runs (
+        model_id       VARCHAR PRIMARY KEY,   -- <job id>-<PyCaret model id>
+        job_id         VARCHAR NOT NULL,
+        dataset_id     VARCHAR NOT NULL,
+        model          VARCHAR NOT NULL,      -- PyCaret's id (lr, rf, ...)
+        name           VARCHAR NOT NULL,      -- PyCaret's display name
+        position       INTEGER NOT NULL,      -- order among the candidates
+        status         VARCHAR NOT NULL,      -- pending, done, failed
+        run_date       TIMESTAMP NOT NULL DEFAULT now(),
+        split          DOUBLE NOT NULL,       -- train size
+        setup          VARCHAR NOT NULL,      -- setup parameters (JSON)
+        session_id     BIGINT NOT NULL,
+        folds          INTEGER NOT NULL,
+        rank           INTEGER,               -- 1 = best, NULL for a failed model
+        best           BOOLEAN NOT NULL DEFAULT false,
+        accuracy DOUBLE, auc DOUBLE, recall DOUBLE, precision DOUBLE,
+        f1 DOUBLE, kappa DOUBLE, mcc DOUBLE,  -- means over folds, rounded to 4 as PyCaret
+        accuracy_sd DOUBLE, auc_sd DOUBLE, recall_sd DOUBLE, precision_sd DOUBLE,
+        f1_sd DOUBLE, kappa_sd DOUBLE, mcc_sd DOUBLE,
+        fit_seconds    DOUBLE,                -- PyCaret's TT (Sec): per fold
+        error          VARCHAR,
+        estimator      VARCHAR,               -- module.Class
+        params         VARCHAR,               -- constructor parameters (JSON)
+        pred_accuracy  DOUBLE,                -- best model: accuracy on the setup's holdout
+        artifact_path  VARCHAR,               -- best model, finalized: file under the data dir
+        artifact_sha256 VARCHAR,
+        finalize_error VARCHAR,
+        finished_at    TIMESTAMP
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS search_folds (
+        job_id         VARCHAR NOT NULL,
+        model          VARCHAR NOT NULL,
+        fold           INTEGER NOT NULL,
+        status         VARCHAR NOT NULL,      -- pending, done, failed
+        accuracy DOUBLE, auc DOUBLE, recall DOUBLE, precision DOUBLE,
+        f1 DOUBLE, kappa DOUBLE, mcc DOUBLE,  -- unrounded; 0 for a failed fold
+        fit_seconds    DOUBLE,
+        score_seconds  DOUBLE,
+        error          VARCHAR,
+        worker         VARCHAR,
+        finished_at    TIMESTAMP,
+        PRIMARY KEY (job_id, model, fold)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS test_results (
+        test_id        VARCHAR PRIMARY KEY,
+        model_id       VARCHAR NOT NULL,
+        job_id         VARCHAR NOT NULL,
+        dataset_id     VARCHAR NOT NULL,
+        split_seed     BIGINT NOT NULL,
+        hyper_seed     BIGINT NOT NULL,
+        test_size      DOUBLE NOT NULL,
+        status         VARCHAR NOT NULL,      -- pending, done, failed
+        accuracy DOUBLE, precision DOUBLE, recall DOUBLE, f1 DOUBLE,
+        roc_auc        DOUBLE,                -- one-vs-rest, weighted, for multiclass
+        confusion      INTEGER[][],           -- rows: true class, columns: predicted
+        n_train        INTEGER,
+        n_test         INTEGER,
+        fit_seconds    DOUBLE,
+        error          VARCHAR,
+        worker         VARCHAR,
+        finished_at    TIMESTAMP,
+        UNIQUE (model_id, split_seed, hyper_seed)
+    )
+    """,
+]
+DDL += MODEL_DDL

@@ -23,6 +23,8 @@ import traceback
 import redis
 
 from storage.db import connect
+from storage.model_store import RESULT_OPS as MODEL_RESULT_OPS
+from storage.model_store import ModelStore
 from storage.store import ResultStore, create_schema
 from worker import inbox
 from worker.config import settings
@@ -30,7 +32,7 @@ from worker.errors import GenejobsError, StoreBusy
 
 log = logging.getLogger("genejobs.writer")
 
-RESULT_OPS = {"run_done", "run_failed"}
+RESULT_OPS = {"run_done", "run_failed"} | MODEL_RESULT_OPS
 # The lock is refreshed every loop (at most ~1 s apart); its expiry frees the
 # name for a new writer when this one dies without letting go.
 LOCK_SECONDS = 30
@@ -59,6 +61,7 @@ class Writer:
         self.identity = f"{socket.gethostname()}:{__import__('os').getpid()}"
         self.con = None
         self.store: ResultStore | None = None
+        self.models: ModelStore | None = None
         self.opened_at = 0.0
         self.stopping = False
 
@@ -119,6 +122,7 @@ class Writer:
                 log.warning("%s; still waiting", exc)
                 self._refresh_lock()
         self.store = ResultStore(self.con)
+        self.models = ModelStore(self.con)
         self.opened_at = time.monotonic()
 
     def _close(self) -> None:
@@ -126,6 +130,7 @@ class Writer:
             self.con.close()
             self.con = None
             self.store = None
+            self.models = None
 
     def _take(self) -> list[bytes]:
         """Move up to `batch_max` messages to the processing list and return them, oldest first.
@@ -183,8 +188,28 @@ class Writer:
             results = []
             self._control(message)
         touched |= self._flush(results)
+        self._send_followups()
         self.redis.delete(inbox.PROCESSING)
         self._publish(touched)
+
+    def _send_followups(self) -> None:
+        """Enqueue the tasks that committed results call for (a search's finalize step)."""
+        followups = {f["task_id"]: f for f in self.models.take_followups()}
+        if not followups:
+            return
+        from worker.app import sender
+
+        app = sender()
+        with app.producer_or_acquire() as producer:
+            for followup in followups.values():
+                app.send_task(
+                    followup["task"],
+                    kwargs=followup["kwargs"],
+                    queue=inbox.COMPUTE_QUEUE,
+                    task_id=followup["task_id"],
+                    producer=producer,
+                    shadow=followup["shadow"],
+                )
 
     def _transaction(self, work):
         self.con.execute("BEGIN TRANSACTION")
@@ -199,7 +224,12 @@ class Writer:
     def _write_results(self, results: list[dict]) -> set[str]:
         done = [m for m in results if m["op"] == "run_done"]
         failed = [m for m in results if m["op"] == "run_failed"]
-        return self.store.record_done(done) | self.store.record_failed(failed)
+        models = [m for m in results if m["op"] in MODEL_RESULT_OPS]
+        return (
+            self.store.record_done(done)
+            | self.store.record_failed(failed)
+            | self.models.record(models)
+        )
 
     def _flush(self, results: list[dict]) -> set[str]:
         if not results:
@@ -247,8 +277,10 @@ class Writer:
         return touched
 
     def _publish(self, job_ids: set[str]) -> None:
-        for job_id, counts in self.store.job_counts(job_ids).items():
-            inbox.publish_progress(job_id, counts)
+        counts = self.store.job_counts(job_ids)
+        counts.update(self.models.job_counts(job_ids))
+        for job_id, job_counts in counts.items():
+            inbox.publish_progress(job_id, job_counts)
 
     def _op_register_dataset(self, m: dict) -> dict:
         return self.store.register_dataset(m["meta"], m["temp_path"], m["name"], m["source"])
@@ -272,6 +304,28 @@ class Writer:
             m["test_size"],
             m["seed_max"],
             m.get("seeds"),
+        )
+
+    def _op_plan_search(self, m: dict) -> dict:
+        return self.models.plan_search(
+            m["job_id"],
+            m["dataset"],
+            m.get("include"),
+            m.get("exclude"),
+            m["folds"],
+            m["sort"],
+            m.get("session_id"),
+            m["train_size"],
+        )
+
+    def _op_plan_evaluate(self, m: dict) -> dict:
+        return self.models.plan_evaluate(
+            m["job_id"],
+            m["model_id"],
+            m.get("dataset"),
+            m.get("split_seeds"),
+            m.get("runs", 1),
+            m.get("hyper_seed"),
         )
 
     def _op_cancel_job(self, m: dict) -> dict:

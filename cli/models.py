@@ -1,0 +1,65 @@
+"""`genejobs models` and `genejobs export`: the models that searches ranked."""
+
+from __future__ import annotations
+
+import click
+
+from cli.output import format_option, frame, record
+from storage import model_queries
+from storage.db import reading
+
+
+@click.group()
+def models():
+    """The models that searches compared, by model id."""
+
+
+@models.command("list")
+@click.option("--dataset", default=None, help="Only the models searched on this dataset.")
+@format_option
+def list_(dataset, fmt):
+    """List models: search, rank, leaderboard metrics, whether an artifact was saved."""
+    with reading() as con:
+        frame(model_queries.models(con, dataset), fmt, title="models")
+
+
+@models.command()
+@click.argument("model_id")
+@format_option
+def show(model_id, fmt):
+    """Show one model: setup, scores and SDs, estimator and parameters, artifact, tests."""
+    with reading() as con:
+        record(model_queries.model(con, model_id), fmt, title=f"model {model_id}")
+
+
+@click.group()
+def export():
+    """Write results in the layouts of the seeds' CSV files."""
+
+
+@export.command("model-runs")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True,
+    help="Output format.",
+)  # fmt: skip
+@click.option(
+    "--out", type=click.Path(dir_okay=False), default=None, help="File to write [default: stdout]."
+)
+def model_runs(fmt, out):
+    """Every searched model in the columns of the seeds' pycaret_results.csv.
+
+    run_id,run_date,mlr_dataset,split,setup,best,pred_accuracy,metrics_dict,
+    accuracy,precision,recall,f1,roc_auc
+    """
+    with reading() as con:
+        table = model_queries.model_runs_export(con)
+    text = table.to_csv(index=False)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        with open(out, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        click.echo(f"wrote {len(table)} model runs to {out}", err=True)
+
+
+COMMANDS = [models, export]

@@ -1,0 +1,149 @@
+"""`genejobs search`: PyCaret's model comparison, one model on one fold per task."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+
+from cli.output import format_option, frame
+from tasks.candidates import CANDIDATES, METRICS, choose, metric
+from worker import inbox
+
+FOLD_TASK = "genejobs.search_fold"  # tasks.search.FOLD_TASK, without importing PyCaret
+
+
+def _model_list(ctx, param, value):
+    if value is None:
+        return None
+    models = [m for m in value.replace(" ", "").split(",") if m]
+    if not models:
+        raise click.BadParameter("give model ids separated by commas, e.g. lr,rf,et")
+    return models
+
+
+def enqueue_folds(plan: dict) -> int:
+    """Send one task per (model, fold), the most expensive models first.
+
+    Longest first keeps every worker busy to the end: a slow model's folds run
+    side by side instead of trailing behind the quick ones.
+    """
+    from worker.app import sender
+
+    app = sender()
+
+    units = [(m, f) for m in plan["models"] for f in range(plan["setup"]["folds"])]
+    units.sort(key=lambda unit: -CANDIDATES[unit[0]].cost)
+    with app.producer_or_acquire() as producer:
+        for model, fold in units:
+            app.send_task(
+                FOLD_TASK,
+                kwargs={
+                    "job_id": plan["job_id"],
+                    "dataset_path": plan["dataset_path"],
+                    "setup": plan["setup"],
+                    "model": model,
+                    "fold": fold,
+                },
+                queue=inbox.COMPUTE_QUEUE,
+                task_id=f"{plan['job_id']}-{model}-{fold}",
+                producer=producer,
+                shadow=f"search {model} fold={fold} job={plan['job_id']}",
+            )
+    return len(units)
+
+
+def print_leaderboard(job_id: str, fmt: str) -> None:
+    from storage import model_queries
+    from storage.db import reading
+
+    with reading() as con:
+        table = model_queries.leaderboard(con, job_id)
+    frame(table, fmt, title=f"search {job_id}")
+    failed = table[table["status"] == "failed"]
+    if fmt == "table" and len(failed):
+        for row in failed.itertuples():
+            click.echo(f"{row.model} failed: {row.error}", err=True)
+
+
+@click.command()
+@click.argument("dataset")
+@click.option(
+    "--models", "include", callback=_model_list, default=None,
+    help="Candidates to compare, comma separated [default: PyCaret's turbo candidates].",
+)  # fmt: skip
+@click.option("--exclude", callback=_model_list, default=None, help="Candidates to leave out.")
+@click.option("--folds", type=int, default=10, show_default=True, help="Cross-validation folds.")
+@click.option(
+    "--sort", default="Accuracy", show_default=True,
+    help=f"Metric to rank by: {', '.join(m.display for m in METRICS)}.",
+)  # fmt: skip
+@click.option(
+    "--session-id", type=int, default=None,
+    help="PyCaret's session id (the seed of the split and the models) [default: random].",
+)  # fmt: skip
+@click.option(
+    "--train-size", type=float, default=0.7, show_default=True,
+    help="Training fraction of PyCaret's stratified split.",
+)  # fmt: skip
+@click.option(
+    "--wait/--no-wait", default=None,
+    help="Follow the search and print its leaderboard [default: when on a terminal].",
+)  # fmt: skip
+@format_option
+def search(dataset, include, exclude, folds, sort, session_id, train_size, wait, fmt):
+    """Compare models on DATASET as PyCaret's compare_models does, spread over the workers.
+
+    Each task fits one candidate on one fold; when every fold is in, the writer
+    ranks the models (means and SDs over folds, rounded to 4 decimals, as
+    PyCaret) and the best one is finalized (fitted on all the data) and saved.
+    A candidate that fails on the data is recorded as failed with its error.
+    """
+    try:
+        choose(include, exclude)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--models/--exclude") from None
+    if metric(sort) is None:
+        raise click.BadParameter(
+            f"unknown metric '{sort}'; choose from {', '.join(m.display for m in METRICS)}",
+            param_hint="--sort",
+        )
+    if folds < 2:
+        raise click.BadParameter(f"must be at least 2, got {folds}", param_hint="--folds")
+    if not 0 < train_size < 1:
+        raise click.BadParameter(
+            f"must be between 0 and 1, got {train_size}", param_hint="--train-size"
+        )
+    plan = inbox.request(
+        {
+            "op": "plan_search",
+            "job_id": "srch-" + uuid.uuid4().hex[:10],
+            "dataset": dataset,
+            "include": include,
+            "exclude": exclude,
+            "folds": folds,
+            "sort": sort,
+            "session_id": session_id,
+            "train_size": train_size,
+        }
+    )
+    total = enqueue_folds(plan)
+    job_id = plan["job_id"]
+    if wait is None:
+        wait = sys.stdout.isatty()
+    if not wait:
+        click.echo(job_id)
+        return
+    from cli.runs import wait_for
+
+    click.echo(
+        f"job {job_id}: {len(plan['models'])} models x {plan['setup']['folds']} folds on "
+        f"{plan['dataset']} (session id {plan['setup']['session_id']})",
+        err=True,
+    )
+    wait_for(job_id, total + 1)
+    print_leaderboard(job_id, fmt)
+
+
+COMMANDS = [search]

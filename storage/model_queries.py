@@ -1,0 +1,161 @@
+"""Read-side queries for model searches, their models and holdout tests. Nothing here writes."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pandas as pd
+
+from storage.db import first
+from tasks.candidates import METRIC_COLUMNS
+from worker.errors import NotFoundError
+
+_METRICS = ", ".join(METRIC_COLUMNS)
+
+
+def leaderboard(con: duckdb.DuckDBPyConnection, job_id: str) -> pd.DataFrame:
+    """A search's models in leaderboard order; failed models last, with their error."""
+    return con.execute(
+        f"""SELECT rank, model_id, model, name, {_METRICS}, fit_seconds, status, best, error
+            FROM model_runs WHERE job_id = ?
+            ORDER BY rank NULLS LAST, position""",
+        [job_id],
+    ).df()
+
+
+def models(con: duckdb.DuckDBPyConnection, dataset: str | None = None) -> pd.DataFrame:
+    """Every model of every search, newest search first, optionally for one dataset."""
+    where, params = "", []
+    if dataset is not None:
+        from storage.queries import dataset as find_dataset
+
+        where, params = "WHERE m.dataset_id = ?", [find_dataset(con, dataset)["dataset_id"]]
+    return con.execute(
+        f"""SELECT m.model_id, d.name AS dataset, m.job_id, m.model, m.status, m.rank, m.best,
+                   {_METRICS}, m.artifact_path IS NOT NULL AS artifact,
+                   strftime(m.run_date, '%Y-%m-%d %H:%M:%S') AS run_date
+            FROM model_runs m JOIN datasets d USING (dataset_id) {where}
+            ORDER BY m.run_date DESC, m.job_id, m.rank NULLS LAST, m.position""",
+        params,
+    ).df()
+
+
+def model(con: duckdb.DuckDBPyConnection, model_id: str) -> dict:
+    """One model: its search, setup, scores with SDs, estimator, artifact, failed folds, tests."""
+    cursor = con.execute(
+        "SELECT m.*, d.name AS dataset FROM model_runs m JOIN datasets d USING (dataset_id) "
+        "WHERE model_id = ?",
+        [model_id],
+    )
+    row = first(cursor.fetchall())
+    if row is None:
+        raise NotFoundError(f"unknown model '{model_id}'; see `genejobs models list`")
+    record = dict(zip([d[0] for d in cursor.description], row, strict=True))
+    record["setup"] = json.loads(record["setup"])
+    record["params"] = json.loads(record["params"]) if record["params"] else None
+    record["failed_folds"] = [
+        {"fold": fold, "error": error}
+        for fold, error in con.execute(
+            "SELECT fold, error FROM search_folds WHERE job_id = ? AND model = ? "
+            "AND status = 'failed' ORDER BY fold",
+            [record["job_id"], record["model"]],
+        ).fetchall()
+    ]
+    tests = first(
+        con.execute(
+            "SELECT count(*), avg(accuracy), stddev_samp(accuracy) FROM test_results "
+            "WHERE model_id = ? AND status = 'done'",
+            [model_id],
+        ).fetchall()
+    )
+    record["holdout_tests"] = tests[0]
+    record["holdout_accuracy_mean"] = tests[1]
+    record["holdout_accuracy_sd"] = tests[2]
+    return record
+
+
+def tests(con: duckdb.DuckDBPyConnection, job_id: str) -> pd.DataFrame:
+    """The holdout tests of one evaluation job."""
+    return con.execute(
+        """SELECT test_id, model_id, split_seed, hyper_seed, status, accuracy, precision, recall,
+                  f1, roc_auc, n_train, n_test, confusion, error
+           FROM test_results WHERE job_id = ? ORDER BY test_id""",
+        [job_id],
+    ).df()
+
+
+def classes_of_model(con: duckdb.DuckDBPyConnection, model_id: str) -> list[str]:
+    row = first(
+        con.execute(
+            "SELECT d.classes FROM model_runs m JOIN datasets d USING (dataset_id) "
+            "WHERE model_id = ?",
+            [model_id],
+        ).fetchall()
+    )
+    return list(row[0]) if row else []
+
+
+EXPORT_COLUMNS = [
+    "run_id",
+    "run_date",
+    "mlr_dataset",
+    "split",
+    "setup",
+    "best",
+    "pred_accuracy",
+    "metrics_dict",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+]
+
+
+def model_runs_export(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every ranked or failed model in the column layout of the seeds' pycaret_results.csv.
+
+    `metrics_dict` holds all the leaderboard's metrics (means, SDs, fit time) and
+    the job and model ids as JSON; `roc_auc` is PyCaret's AUC.
+    """
+    frame = con.execute(
+        f"""SELECT m.model_id, m.job_id, m.model, m.name, m.status, m.rank, m.run_date, d.name AS
+                   dataset, m.split, m.setup, m.best, m.pred_accuracy, {_METRICS},
+                   {", ".join(c + "_sd" for c in METRIC_COLUMNS)}, m.fit_seconds
+            FROM model_runs m JOIN datasets d USING (dataset_id)
+            WHERE m.status <> 'pending' ORDER BY m.run_date, m.job_id, m.rank NULLS LAST,
+                  m.position"""
+    ).df()
+    metric_fields = [*METRIC_COLUMNS, *(c + "_sd" for c in METRIC_COLUMNS), "fit_seconds"]
+    metrics_dict = [
+        json.dumps(
+            {
+                "job_id": r["job_id"],
+                "model": r["model"],
+                "name": r["name"],
+                "status": r["status"],
+                "rank": None if pd.isna(r["rank"]) else int(r["rank"]),
+                **{k: None if pd.isna(r[k]) else float(r[k]) for k in metric_fields},
+            }
+        )
+        for _, r in frame.iterrows()
+    ]
+    return pd.DataFrame(
+        {
+            "run_id": frame["model_id"],
+            "run_date": frame["run_date"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "mlr_dataset": frame["dataset"],
+            "split": frame["split"],
+            "setup": frame["setup"],
+            "best": frame["best"],
+            "pred_accuracy": frame["pred_accuracy"],
+            "metrics_dict": metrics_dict,
+            "accuracy": frame["accuracy"],
+            "precision": frame["precision"],
+            "recall": frame["recall"],
+            "f1": frame["f1"],
+            "roc_auc": frame["auc"],
+        },
+        columns=EXPORT_COLUMNS,
+    )

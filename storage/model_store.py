@@ -1,0 +1,540 @@
+"""The writer's side of model search and holdout evaluation.
+
+Contract, as for `ResultStore`: only the single writer calls it, each method
+runs inside the writer's open transaction, and every write is idempotent,
+keyed by what the task did. A fold (job, model, fold) and a test (test id) move
+pending -> done/failed once; a search is ranked once, when its last fold is
+recorded and its models are still pending; a model's artifact is recorded
+once. Planning the same job id twice returns the first plan.
+
+Follow-up work (finalizing a search's best model) is collected in
+`followups` and sent by the writer after the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from storage import queries
+from storage.artifacts import MODELS_DIR, sha256_of
+from storage.db import first
+from storage.leaderboard import leaderboard
+from tasks.candidates import CANDIDATES, METRIC_COLUMNS, choose, metric
+from worker.config import settings
+from worker.errors import InputError, NotFoundError
+
+RESULT_OPS = {"fold_scored", "model_finalized", "model_finalize_failed", "test_done", "test_failed"}
+FINALIZE_TASK = "genejobs.search_finalize"  # tasks.search.FINALIZE_TASK, without importing it
+SEED_LIMIT = 2**32 - 1
+PENDING, DONE, FAILED = "pending", "done", "failed"
+
+
+def train_class_counts(class_counts: list[int], train_size: float, session_id: int) -> list[int]:
+    """Per class, the samples in PyCaret's stratified training split."""
+    from sklearn.model_selection import train_test_split
+
+    labels = np.repeat(np.arange(len(class_counts)), class_counts)
+    train, _ = train_test_split(
+        labels, test_size=1 - train_size, stratify=labels, random_state=session_id
+    )
+    return np.bincount(train, minlength=len(class_counts)).tolist()
+
+
+class ModelStore:
+    """Writer-side operations for searches, their models, and holdout tests."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self.followups: list[dict] = []
+
+    # planning ---------------------------------------------------------------------
+
+    def plan_search(
+        self,
+        job_id: str,
+        dataset_name: str,
+        include: list[str] | None,
+        exclude: list[str] | None,
+        folds: int,
+        sort: str,
+        session_id: int | None,
+        train_size: float,
+    ) -> dict:
+        """Create a search job: one pending row per candidate and per (candidate, fold)."""
+        if first(self.con.execute("SELECT 1 FROM jobs WHERE job_id = ?", [job_id]).fetchall()):
+            return self._search_plan(job_id)
+        found = queries.dataset(self.con, dataset_name)
+        try:
+            models = choose(include, exclude)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        sort_metric = metric(sort)
+        if sort_metric is None:
+            raise InputError(
+                f"unknown --sort metric '{sort}'; choose from "
+                "Accuracy, AUC, Recall, Prec., F1, Kappa, MCC"
+            )
+        if not 0 < train_size < 1:
+            raise InputError(f"--train-size must be between 0 and 1, got {train_size}")
+        if folds < 2:
+            raise InputError(f"--folds must be at least 2, got {folds}")
+        if session_id is None:
+            session_id = int(np.random.default_rng().integers(150, 9000))
+        if not 0 <= session_id <= SEED_LIMIT:
+            raise InputError(f"--session-id must be between 0 and {SEED_LIMIT}, got {session_id}")
+        if min(found["class_counts"]) < 2:
+            raise InputError("a class has a single sample; a stratified split needs 2 per class")
+        # StratifiedKFold refuses more folds than the largest class has training
+        # samples; fewer in a small class only leaves some validation folds
+        # without it, which PyCaret accepts (its default 10 folds on the tissue
+        # data give placenta 4 training samples).
+        in_train = train_class_counts(found["class_counts"], train_size, session_id)
+        if folds > max(in_train):
+            klass = found["classes"][int(np.argmax(in_train))]
+            raise InputError(
+                f"--folds {folds} is more than the classes allow: even the largest class, "
+                f"'{klass}', has {max(in_train)} samples in the training split "
+                f"(train size {train_size})"
+            )
+        setup = {"session_id": session_id, "train_size": train_size, "folds": folds}
+        params = {
+            "dataset": found["name"],
+            "models": models,
+            "sort": sort_metric.display,
+            **setup,
+        }
+        self.con.execute(
+            "INSERT INTO jobs (job_id, kind, dataset_id, model, params, n_runs) "
+            "VALUES (?, 'search', ?, NULL, ?, ?)",
+            [job_id, found["dataset_id"], json.dumps(params), len(models) * folds],
+        )
+        planned = pd.DataFrame(
+            {
+                "model_id": [f"{job_id}-{m}" for m in models],
+                "model": models,
+                "name": [CANDIDATES[m].name for m in models],
+                "position": np.arange(len(models), dtype=np.int32),
+            }
+        )
+        self._insert(
+            "planned",
+            planned,
+            "INSERT INTO model_runs (model_id, job_id, dataset_id, model, name, position, status, "
+            "split, setup, session_id, folds) SELECT model_id, ?, ?, model, name, position, ?, ?, "
+            "?, ?, ? FROM planned",
+            [
+                job_id,
+                found["dataset_id"],
+                PENDING,
+                train_size,
+                json.dumps(setup),
+                session_id,
+                folds,
+            ],
+        )
+        units = pd.DataFrame(
+            [(m, f) for m in models for f in range(folds)], columns=["model", "fold"]
+        ).astype({"fold": np.int32})
+        self._insert(
+            "units",
+            units,
+            "INSERT INTO search_folds (job_id, model, fold, status) "
+            "SELECT ?, model, fold, ? FROM units",
+            [job_id, PENDING],
+        )
+        return self._search_plan(job_id)
+
+    def _search_plan(self, job_id: str) -> dict:
+        row = first(
+            self.con.execute(
+                "SELECT j.kind, j.params, j.dataset_id, d.name, d.path FROM jobs j "
+                "JOIN datasets d USING (dataset_id) WHERE job_id = ?",
+                [job_id],
+            ).fetchall()
+        )
+        if row is None or row[0] != "search":
+            raise InputError(f"job '{job_id}' exists and is not a search")
+        params = json.loads(row[1])
+        return {
+            "job_id": job_id,
+            "dataset_id": row[2],
+            "dataset": row[3],
+            "dataset_path": row[4],
+            "models": params["models"],
+            "sort": params["sort"],
+            "setup": {k: params[k] for k in ("session_id", "train_size", "folds")},
+        }
+
+    def plan_evaluate(
+        self,
+        job_id: str,
+        model_id: str,
+        dataset_name: str | None,
+        split_seeds: list[int] | None,
+        runs: int,
+        hyper_seed: int | None,
+    ) -> dict:
+        """Create an evaluation job: one pending test per split seed (new ones unless given)."""
+        if first(self.con.execute("SELECT 1 FROM jobs WHERE job_id = ?", [job_id]).fetchall()):
+            return self._evaluate_plan(job_id)
+        found = first(
+            self.con.execute(
+                "SELECT m.dataset_id, d.name, m.estimator, m.session_id, m.split, m.status "
+                "FROM model_runs m JOIN datasets d USING (dataset_id) WHERE model_id = ?",
+                [model_id],
+            ).fetchall()
+        )
+        if found is None:
+            raise NotFoundError(f"unknown model '{model_id}'; see `genejobs models list`")
+        dataset_id, name, estimator, session_id, split, status = found
+        if dataset_name is not None:
+            asked = queries.dataset(self.con, dataset_name)
+            if asked["dataset_id"] != dataset_id:
+                raise InputError(
+                    f"model {model_id} was searched on dataset '{name}', not '{asked['name']}'"
+                )
+        if estimator is None:
+            raise InputError(
+                f"model {model_id} has no estimator recorded yet (search {status}); "
+                "wait for its search to finish"
+            )
+        hyper = session_id if hyper_seed is None else hyper_seed
+        if not 0 <= hyper <= SEED_LIMIT:
+            raise InputError(f"--hyper-seed must be between 0 and {SEED_LIMIT}, got {hyper}")
+        if split_seeds:
+            bad = [s for s in split_seeds if not 0 <= s <= SEED_LIMIT]
+            if bad:
+                raise InputError(f"split seeds must be between 0 and {SEED_LIMIT}: {bad[:5]}")
+            done = self.con.execute(
+                "SELECT test_id, split_seed FROM test_results WHERE model_id = ? AND "
+                f"hyper_seed = ? AND split_seed IN ({', '.join('?' * len(split_seeds))})",
+                [model_id, hyper, *split_seeds],
+            ).fetchall()
+            if done:
+                raise InputError(
+                    f"model {model_id} was already evaluated with split seed {done[0][1]} and "
+                    f"hyper seed {hyper} (test {done[0][0]}); the result would be the same"
+                )
+            seeds = list(split_seeds)
+        else:
+            if runs < 1:
+                raise InputError(f"--split-seeds must be at least 1, got {runs}")
+            used = {
+                r[0]
+                for r in self.con.execute(
+                    "SELECT split_seed FROM test_results WHERE model_id = ?", [model_id]
+                ).fetchall()
+            }
+            rng = np.random.default_rng()
+            seeds: list[int] = []
+            while len(seeds) < runs:
+                seed = int(rng.integers(1, SEED_LIMIT, endpoint=True))
+                if seed not in used:
+                    used.add(seed)
+                    seeds.append(seed)
+        test_size = round(1 - split, 12)
+        params = {"model_id": model_id, "hyper_seed": hyper, "split_seeds": seeds}
+        self.con.execute(
+            "INSERT INTO jobs (job_id, kind, dataset_id, model, params, n_runs) "
+            "VALUES (?, 'evaluate', ?, ?, ?, ?)",
+            [job_id, dataset_id, model_id, json.dumps(params), len(seeds)],
+        )
+        tests = pd.DataFrame(
+            {
+                "test_id": [f"{job_id}-{i + 1}" for i in range(len(seeds))],
+                "split_seed": np.asarray(seeds, dtype=np.int64),
+            }
+        )
+        self._insert(
+            "tests",
+            tests,
+            "INSERT INTO test_results (test_id, model_id, job_id, dataset_id, split_seed, "
+            "hyper_seed, test_size, status) SELECT test_id, ?, ?, ?, split_seed, ?, ?, ? "
+            "FROM tests",
+            [model_id, job_id, dataset_id, hyper, test_size, PENDING],
+        )
+        return self._evaluate_plan(job_id)
+
+    def _evaluate_plan(self, job_id: str) -> dict:
+        rows = self.con.execute(
+            "SELECT t.test_id, t.split_seed, t.hyper_seed, t.test_size, t.model_id, "
+            "m.estimator, m.params, d.path, d.name FROM test_results t "
+            "JOIN model_runs m USING (model_id) JOIN datasets d ON d.dataset_id = t.dataset_id "
+            "WHERE t.job_id = ? ORDER BY t.test_id",
+            [job_id],
+        ).fetchall()
+        if not rows:
+            raise InputError(f"job '{job_id}' exists and is not an evaluation")
+        return {
+            "job_id": job_id,
+            "model_id": rows[0][4],
+            "estimator": rows[0][5],
+            "params": rows[0][6],
+            "dataset_path": rows[0][7],
+            "dataset": rows[0][8],
+            "test_size": rows[0][3],
+            "tests": [
+                {"test_id": r[0], "split_seed": int(r[1]), "hyper_seed": int(r[2])} for r in rows
+            ],
+        }
+
+    # results ------------------------------------------------------------------------
+
+    def record(self, messages: list[dict]) -> set[str]:
+        """Apply a batch of search and test results; return the jobs they touched."""
+        by_op: dict[str, list[dict]] = {}
+        for message in messages:
+            by_op.setdefault(message["op"], []).append(message)
+        touched = self._record_folds(by_op.get("fold_scored", []))
+        for message in by_op.get("model_finalized", []):
+            touched |= self._record_artifact(message)
+        for message in by_op.get("model_finalize_failed", []):
+            self.con.execute(
+                "UPDATE model_runs SET finalize_error = ? "
+                "WHERE model_id = ? AND artifact_sha256 IS NULL",
+                [message["error"], message["model_id"]],
+            )
+            touched.add(message["job_id"])
+        touched |= self._record_tests(by_op.get("test_done", []), by_op.get("test_failed", []))
+        return touched
+
+    def _insert(self, name: str, frame: pd.DataFrame, statement: str, params: list) -> None:
+        self.con.register(name, frame)
+        try:
+            self.con.execute(statement, params)
+        finally:
+            self.con.unregister(name)
+
+    def _record_folds(self, messages: list[dict]) -> set[str]:
+        if not messages:
+            return set()
+        rows = pd.DataFrame(
+            [
+                {
+                    "job_id": m["job_id"],
+                    "model": m["model"],
+                    "fold": m["fold"],
+                    "status": FAILED if m["failed"] else DONE,
+                    **{c: m["scores"][c] for c in METRIC_COLUMNS},
+                    "fit_seconds": m["fit_seconds"],
+                    "score_seconds": m["score_seconds"],
+                    "error": m["error"],
+                    "worker": m["worker"],
+                    "estimator": m["estimator"] or None,
+                    "params": m["params"],
+                }
+                for m in messages
+            ]
+        ).drop_duplicates(["job_id", "model", "fold"], keep="first")
+        metrics = ", ".join(f"{c} = r.{c}" for c in METRIC_COLUMNS)
+        self._insert(
+            "fold_rows",
+            rows,
+            f"""UPDATE search_folds SET status = r.status, {metrics},
+                    fit_seconds = r.fit_seconds, score_seconds = r.score_seconds,
+                    error = r.error, worker = r.worker, finished_at = now()
+                FROM fold_rows r
+                WHERE search_folds.job_id = r.job_id AND search_folds.model = r.model
+                  AND search_folds.fold = r.fold AND search_folds.status = '{PENDING}'""",
+            [],
+        )
+        self._insert(
+            "fold_rows",
+            rows[rows["estimator"].notna()].drop_duplicates(["job_id", "model"]),
+            """UPDATE model_runs SET estimator = r.estimator, params = r.params
+               FROM fold_rows r
+               WHERE model_runs.job_id = r.job_id AND model_runs.model = r.model
+                 AND model_runs.estimator IS NULL""",
+            [],
+        )
+        jobs = sorted(set(rows["job_id"]))
+        for job_id in jobs:
+            self._rank_if_complete(job_id)
+        return set(jobs)
+
+    def _rank_if_complete(self, job_id: str) -> None:
+        """Rank a search's models once, when no fold is pending and no model is ranked yet."""
+        waiting = first(
+            self.con.execute(
+                f"""SELECT
+                      (SELECT count(*) FROM search_folds WHERE job_id = ? AND status = '{PENDING}'),
+                      (SELECT count(*) FROM model_runs WHERE job_id = ?
+                         AND status = '{PENDING}')""",
+                [job_id, job_id],
+            ).fetchall()
+        )
+        if waiting[0] > 0 or waiting[1] == 0:
+            return
+        plan = self._search_plan(job_id)
+        folds = self.con.execute(
+            f"SELECT model, fold, status = '{FAILED}' AS failed, "
+            f"coalesce(fit_seconds, 0) + coalesce(score_seconds, 0) AS seconds, "
+            f"{', '.join(METRIC_COLUMNS)} FROM search_folds WHERE job_id = ?",
+            [job_id],
+        ).df()
+        ranked = leaderboard(folds, plan["models"], metric(plan["sort"]))
+        ranked["model_id"] = job_id + "-" + ranked["model"]
+        ranked["best"] = ranked["rank"] == 1
+        columns = [*METRIC_COLUMNS, *(c + "_sd" for c in METRIC_COLUMNS), "fit_seconds"]
+        self._insert(
+            "ranked",
+            ranked[["model_id", "rank", "best", *columns]],
+            f"""UPDATE model_runs SET status = '{DONE}', rank = r.rank, best = r.best,
+                    {", ".join(f"{c} = r.{c}" for c in columns)}, finished_at = now()
+                FROM ranked r WHERE model_runs.model_id = r.model_id""",
+            [],
+        )
+        self.con.execute(
+            f"""UPDATE model_runs SET status = '{FAILED}', finished_at = now(),
+                    error = coalesce(
+                        (SELECT first(f.error ORDER BY f.fold) FROM search_folds f
+                          WHERE f.job_id = model_runs.job_id AND f.model = model_runs.model
+                            AND f.status = '{FAILED}'),
+                        'scored 0 on every metric in its first fold')
+                WHERE job_id = ? AND status = '{PENDING}'""",
+            [job_id],
+        )
+        if len(ranked):
+            best = ranked.iloc[0]
+            self.followups.append(
+                {
+                    "task": FINALIZE_TASK,
+                    "task_id": f"{best['model_id']}-finalize",
+                    "shadow": f"finalize {best['model']} job={job_id}",
+                    "kwargs": {
+                        "job_id": job_id,
+                        "dataset_path": plan["dataset_path"],
+                        "setup": plan["setup"],
+                        "model_id": best["model_id"],
+                        "model": best["model"],
+                    },
+                }
+            )
+
+    def _record_artifact(self, message: dict) -> set[str]:
+        home = settings().home
+        spooled = home / message["spool_path"]
+        try:
+            row = first(
+                self.con.execute(
+                    "SELECT artifact_sha256 FROM model_runs WHERE model_id = ? AND best",
+                    [message["model_id"]],
+                ).fetchall()
+            )
+            if row is None or row[0] is not None or not spooled.exists():
+                return set()
+            if sha256_of(spooled) != message["sha256"]:
+                raise InputError(f"{spooled} does not match the hash its task reported")
+            relative = f"{MODELS_DIR}/{message['model_id']}.joblib"
+            (home / MODELS_DIR).mkdir(parents=True, exist_ok=True)
+            self.con.execute(
+                """UPDATE model_runs SET artifact_path = ?, artifact_sha256 = ?,
+                       pred_accuracy = ?, finalize_error = NULL WHERE model_id = ?""",
+                [relative, message["sha256"], message["pred_accuracy"], message["model_id"]],
+            )
+            os.replace(spooled, home / relative)
+            return {message["job_id"]}
+        finally:
+            spooled.unlink(missing_ok=True)
+
+    def _record_tests(self, done: list[dict], failed: list[dict]) -> set[str]:
+        touched: set[str] = set()
+        if done:
+            rows = pd.DataFrame(
+                [
+                    {
+                        **{k: m[k] for k in ("test_id", "job_id", "worker")},
+                        **{k: m["result"][k] for k in ("accuracy", "precision", "recall", "f1")},
+                        "roc_auc": m["result"]["roc_auc"],
+                        "confusion": m["result"]["confusion"],
+                        "n_train": m["result"]["n_train"],
+                        "n_test": m["result"]["n_test"],
+                        "fit_seconds": m["result"]["fit_seconds"],
+                    }
+                    for m in done
+                ]
+            ).drop_duplicates("test_id")
+            rows["roc_auc"] = rows["roc_auc"].astype(float)
+            self._insert(
+                "test_rows",
+                rows,
+                f"""UPDATE test_results SET status = '{DONE}', accuracy = r.accuracy,
+                        precision = r.precision, recall = r.recall, f1 = r.f1,
+                        roc_auc = r.roc_auc, confusion = r.confusion::INTEGER[][],
+                        n_train = r.n_train, n_test = r.n_test, fit_seconds = r.fit_seconds,
+                        worker = r.worker, error = NULL, finished_at = now()
+                    FROM test_rows r
+                    WHERE test_results.test_id = r.test_id
+                      AND test_results.status = '{PENDING}'""",
+                [],
+            )
+            touched |= set(rows["job_id"])
+        if failed:
+            rows = pd.DataFrame(
+                [{k: m[k] for k in ("test_id", "job_id", "error", "worker")} for m in failed]
+            ).drop_duplicates("test_id")
+            self._insert(
+                "test_rows",
+                rows,
+                f"""UPDATE test_results SET status = '{FAILED}', error = r.error,
+                        worker = r.worker, finished_at = now()
+                    FROM test_rows r
+                    WHERE test_results.test_id = r.test_id
+                      AND test_results.status = '{PENDING}'""",
+                [],
+            )
+            touched |= set(rows["job_id"])
+        return touched
+
+    # progress ---------------------------------------------------------------------
+
+    def job_counts(self, job_ids: set[str]) -> dict[str, dict[str, int]]:
+        """Counts by status for the searches and evaluations among `job_ids`.
+
+        A search counts its folds plus one unit for finalizing its best model,
+        which is pending until the artifact is recorded (failed when finalizing
+        failed or no model could be ranked).
+        """
+        if not job_ids:
+            return {}
+        ids = sorted(job_ids)
+        marks = ", ".join("?" * len(ids))
+        counts: dict[str, dict[str, int]] = {}
+        for job_id, status, n in self.con.execute(
+            f"""SELECT job_id, status, count(*) FROM search_folds WHERE job_id IN ({marks})
+                GROUP BY ALL
+                UNION ALL
+                SELECT job_id, status, count(*) FROM test_results WHERE job_id IN ({marks})
+                GROUP BY ALL""",
+            [*ids, *ids],
+        ).fetchall():
+            counts.setdefault(job_id, {PENDING: 0, DONE: 0, FAILED: 0, "cancelled": 0})
+            counts[job_id][status] = n
+        for job_id, pending, best, artifact, finalize_error in self.con.execute(
+            f"""SELECT job_id, count(*) FILTER (WHERE status = '{PENDING}'),
+                       count(*) FILTER (WHERE best), count(artifact_sha256),
+                       count(finalize_error)
+                FROM model_runs WHERE job_id IN ({marks}) GROUP BY job_id""",
+            ids,
+        ).fetchall():
+            unit = (
+                PENDING
+                if pending or (best and not artifact and not finalize_error)
+                else DONE
+                if artifact
+                else FAILED
+            )
+            counts[job_id][unit] += 1
+        for job_counts in counts.values():
+            job_counts["total"] = sum(job_counts[s] for s in (PENDING, DONE, FAILED, "cancelled"))
+        return counts
+
+    def take_followups(self) -> list[dict]:
+        """Hand over (and forget) the tasks to send now that their transaction committed."""
+        followups, self.followups = self.followups, []
+        return followups

@@ -37,7 +37,11 @@ def test_flower_lists_the_tasks_of_a_job(tissue):
             ]
             return tasks if len(tasks) == 3 else None
 
-        tasks = wait_until(listed, 60, 0.5, "Flower to list the job's three tasks")
+        try:
+            tasks = wait_until(listed, 120, 0.5, "Flower to list the job's three tasks")
+        except AssertionError as exc:
+            seen = {k: (t.get("name"), t.get("state")) for k, t in flower_tasks(port).items()}
+            raise AssertionError(f"{exc}; Flower lists {seen}") from None
         names = sorted(t["name"] for t in tasks)
         assert names == [f"importance lr seed={s} job={job_id}" for s in (101, 202, 303)]
         assert all(job_id in t["kwargs"] for t in tasks)

@@ -45,8 +45,8 @@ class Writer:
         self,
         batch_max: int = 500,
         linger: float = 0.25,
-        gather: float = 0.03,
-        gather_target: int = 16,
+        gather: float = 0.2,
+        gather_target: int = 32,
         max_hold: float = 2.0,
         reader_window: float = 0.1,
     ):
@@ -91,15 +91,19 @@ class Writer:
             while not self.stopping:
                 self._refresh_lock()
                 raw = self._take()
-                if not raw:
+                if raw:
+                    if self.con is None:
+                        self._open()
+                    self._apply_batch(raw)
+                # Let readers in when idle, unless more results are on their way
+                # (reopening costs more than a batch), and at least every max_hold.
+                held_too_long = (
+                    self.con is not None and time.monotonic() - self.opened_at > self.max_hold
+                )
+                if held_too_long or (not raw and not self._tasks_queued()):
                     self._close()
-                    continue
-                if self.con is None:
-                    self._open()
-                self._apply_batch(raw)
-                if time.monotonic() - self.opened_at > self.max_hold:
-                    self._close()
-                    time.sleep(self.reader_window)
+                    if held_too_long:
+                        time.sleep(self.reader_window)
         finally:
             self._close()
             if self.redis.get(inbox.WRITER_LOCK) == self.identity.encode():
@@ -151,13 +155,16 @@ class Writer:
             left = deadline - time.monotonic()
             if len(raw) >= self.gather_target or left <= 0:
                 break
-            if not self.redis.llen(inbox.COMPUTE_QUEUE):
+            if not self._tasks_queued():
                 break
             more = self.redis.blmove(inbox.INBOX, inbox.PROCESSING, left, "RIGHT", "LEFT")
             if more is None:
                 break
             raw.append(more)
         return raw
+
+    def _tasks_queued(self) -> bool:
+        return bool(self.redis.llen(inbox.COMPUTE_QUEUE))
 
     def _drain(self, limit: int) -> list[bytes]:
         waiting = min(self.redis.llen(inbox.INBOX), limit)

@@ -42,9 +42,9 @@ def cli():
 
 
 def _register() -> None:
-    from cli import datasets, genes, importance, jobs, sql, stack
+    from cli import datasets, explain, genes, importance, jobs, sql, stack
 
-    for module in (stack, datasets, importance, jobs, genes, sql):
+    for module in (stack, datasets, importance, jobs, genes, sql, explain):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -22,7 +22,10 @@ from worker.inbox import COMPUTE_QUEUE  # noqa: E402
 def make_app() -> Celery:
     config = settings()
     celery_app = Celery(
-        "genejobs", broker=config.redis_url, backend=config.redis_url, include=["tasks.importance"]
+        "genejobs",
+        broker=config.redis_url,
+        backend=config.redis_url,
+        include=["tasks.importance", "tasks.shap_shard"],
     )
     celery_app.conf.update(
         task_serializer="json",

@@ -36,7 +36,6 @@ def _image(path: Path) -> str:
 
 def write_report(job_id: str, out: Path, rows: list[str]) -> Path:
     """Write `out/index.html` (and the PNGs) for one SHAP job; return the page's path."""
-    out.mkdir(parents=True, exist_ok=True)
     with reading() as con:
         summary = shap_queries.job(con, job_id)
         overall = shap_queries.global_importance(con, job_id)
@@ -54,6 +53,7 @@ def write_report(job_id: str, out: Path, rows: list[str]) -> Path:
             ).fetchall()
             rows = list(dict.fromkeys(r[0] for r in extremes))
         locals_ = [(row, *shap_queries.local(con, job_id, row)) for row in rows]
+    out.mkdir(parents=True, exist_ok=True)
     global_png(overall, sample, job_id, str(out / "global.png"))
     presence_png(presence, job_id, str(out / "presence.png"))
     parts = [

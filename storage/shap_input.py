@@ -182,7 +182,9 @@ def prepare_job(
         raise InputError(f"feature columns that are not numeric: {_listed(not_numeric)}")
     model_of_row = _model_of_rows(frame, partition_col, models)
     if id_cols:
-        keys = frame[id_cols].astype(str).agg(KEY_SEPARATOR.join, axis=1)
+        keys = frame[id_cols[0]].astype(str)
+        for column in id_cols[1:]:
+            keys = keys + KEY_SEPARATOR + frame[column].astype(str)
         if keys.duplicated().any():
             raise InputError(
                 f"the id columns {', '.join(id_cols)} do not identify rows: "

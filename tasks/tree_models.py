@@ -219,11 +219,40 @@ def choose_engine(model: TreeModel, engine: str = "auto") -> str:
 
 
 def _fast_available() -> bool:
-    try:
-        import fasttreeshap_fixed  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("fasttreeshap_fixed") is not None
+
+
+# Building an explainer parses every tree (about 0.3 s for 300 trees): once per model.
+_FAST_EXPLAINERS: dict[int, tuple[Any, Any]] = {}
+
+
+def _fast_explainer(model: TreeModel):
+    key = id(model.model)
+    cached = _FAST_EXPLAINERS.get(key)
+    if cached is None or cached[0] is not model.model:
+        explainer = _fasttreeshap().TreeExplainer(model.model, algorithm="v1", n_jobs=1)
+        cached = _FAST_EXPLAINERS[key] = (model.model, explainer)
+    return cached[1]
+
+
+def warm_up() -> None:
+    """Import the engines' libraries now (a few seconds), outside any timed or queued work."""
+    import xgboost  # noqa: F401
+
+    if _fast_available():
+        _fasttreeshap()
+
+
+def _fasttreeshap():
+    import warnings
+
+    with warnings.catch_warnings():
+        # It warns on import when IPython (for its notebook plots) is absent.
+        warnings.simplefilter("ignore")
+        import fasttreeshap_fixed
+    return fasttreeshap_fixed
 
 
 def raw_output(model: TreeModel, X: np.ndarray) -> np.ndarray:
@@ -262,9 +291,7 @@ def explain(model: TreeModel, X: np.ndarray, engine: str = "auto") -> Explained:
     engine = choose_engine(model, engine)
     n, k, f = len(X), model.n_outputs, model.n_features
     if engine == "fast":
-        import fasttreeshap_fixed
-
-        explainer = fasttreeshap_fixed.TreeExplainer(model.model, algorithm="v1", n_jobs=1)
+        explainer = _fast_explainer(model)
         values = np.asarray(explainer.shap_values(X), dtype=np.float64).reshape(n, 1, f)
         base = np.asarray(explainer.expected_value, dtype=np.float64).reshape(1)
     elif engine == "native":

@@ -63,8 +63,9 @@ def _read_source(table: str) -> tuple:
 
 def enqueue_shards(plan: dict, retry: bool = False) -> int:
     """Send one compute task per shard of a plan; return how many were sent."""
-    from worker.app import app
+    from worker.app import sender
 
+    app = sender()
     with app.producer_or_acquire() as producer:
         for shard in plan["shards"]:
             suffix = f"-{uuid.uuid4().hex[:6]}" if retry else ""

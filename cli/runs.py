@@ -15,8 +15,9 @@ TASK_NAME = "genejobs.importance_run"  # tasks.importance.TASK_NAME, without imp
 
 def enqueue_runs(plan: dict, retry: bool = False) -> int:
     """Send one compute task per seed of a plan; return how many were sent."""
-    from worker.app import app
+    from worker.app import sender
 
+    app = sender()
     with app.producer_or_acquire() as producer:
         for seed in plan["seeds"]:
             task_id = f"{plan['job_id']}-{seed}" + (f"-{uuid.uuid4().hex[:6]}" if retry else "")

@@ -351,3 +351,25 @@ def test_progress_counts_shards(l2g):
     assert l2g["job"] in set(shown["job_id"])
     summary = json.loads(run("shap", "show", l2g["job"], "--format", "json").output)
     assert summary["rows_done"] == ROWS and len(summary["models"]) == 5
+
+
+def test_a_registered_dataset_is_explained_by_name(stack, tmp_path):
+    import xgboost
+
+    frame, y = _small_table(2, rows=120)
+    frame["label"] = np.where(y == 1, "yes", "no")
+    features = [f"g{i}" for i in range(6)]
+    filled = frame.fillna(0.0)
+    filled.to_csv(tmp_path / "named.csv", index=False)
+    run("datasets", "add", str(tmp_path / "named.csv"), "--label", "label", "--id-col", "sample")
+    model = xgboost.XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1)
+    model.fit(filled[features], y)
+    model.save_model(str(tmp_path / "named.json"))
+    # The label column is not a feature, and the dataset's id column keys the rows.
+    job_id = job_of(run("shap", "run", "named", "--model", str(tmp_path / "named.json"), "--wait"))
+    keys = {r[0] for r in sql(f"SELECT row_key FROM shap_rows WHERE job_id = '{job_id}'")}
+    assert keys == set(frame["sample"])
+    zero_is_absent = sql(
+        f"SELECT count(*) FROM shap_values WHERE job_id = '{job_id}' AND value = 0 AND present"
+    )[0][0]
+    assert zero_is_absent == 0

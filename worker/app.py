@@ -56,3 +56,18 @@ def make_app() -> Celery:
 
 
 app = make_app()
+
+
+_senders: dict[str, Celery] = {}
+
+
+def sender() -> Celery:
+    """The app to enqueue and inspect with, bound to the Redis URL configured now.
+
+    `app` reads the settings once, at import; a process whose settings change
+    later (a test, a notebook) gets an app for the new URL.
+    """
+    url = settings().redis_url
+    if url not in _senders:
+        _senders[url] = app if app.conf.broker_url == url else make_app()
+    return _senders[url]

@@ -152,9 +152,9 @@ def _celery(*args: str) -> list[str]:
 
 
 def compute_workers_answering(timeout: float = 1.0) -> list[str]:
-    from worker.app import app
+    from worker.app import sender
 
-    replies = app.control.ping(timeout=timeout) or []
+    replies = sender().control.ping(timeout=timeout) or []
     return sorted(name for reply in replies for name in reply if name.startswith("compute"))
 
 

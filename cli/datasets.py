@@ -93,4 +93,39 @@ def demo(out, samples, genes, classes):
     click.echo(f"wrote {out}: {samples} samples, {genes} genes, {classes} classes")
 
 
+@datasets.command("synth-l2g")
+@click.option("--rows", type=click.IntRange(min=10), required=True, help="Rows to write.")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="A .parquet or .csv file."
+)
+@click.option("--seed", type=int, default=11, show_default=True)
+@click.option(
+    "--train-models",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also train the five chromosome-partitioned XGBoost models into this folder.",
+)
+@click.option("--trees", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--depth", type=click.IntRange(min=1), default=6, show_default=True)
+def synth_l2g(rows, out, seed, train_models, trees, depth):
+    """Write an L2G-like table: 53 features in five groups, `chrom`, ids, `gold_standard`.
+
+    With --train-models, five XGBoost models are trained, each without one
+    chromosome set, and written as JSON with a manifest `models.tsv` for
+    `genejobs shap run --partition-col chrom --manifest DIR/models.tsv`.
+    """
+    from storage import synth_l2g as l2g
+
+    table = l2g.table(rows, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() in (".parquet", ".pq"):
+        table.to_parquet(out, index=False)
+    else:
+        table.to_csv(out, index=False)
+    click.echo(f"wrote {out}: {rows} rows, {len(l2g.FEATURES)} features")
+    if train_models is not None:
+        l2g.train_models(table, train_models, trees=trees, depth=depth)
+        click.echo(f"trained {len(l2g.FOLDS)} models into {train_models} (manifest models.tsv)")
+
+
 COMMANDS = [datasets]

@@ -42,9 +42,31 @@ def cli():
 
 
 def _register() -> None:
-    from cli import datasets, evaluate, genes, importance, jobs, models, search, sql, stack
+    from cli import (
+        datasets,
+        evaluate,
+        explain,
+        genes,
+        importance,
+        jobs,
+        models,
+        search,
+        sql,
+        stack,
+    )
 
-    for module in (stack, datasets, importance, jobs, genes, sql, search, models, evaluate):
+    for module in (
+        stack,
+        datasets,
+        importance,
+        jobs,
+        genes,
+        sql,
+        search,
+        models,
+        evaluate,
+        explain,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 

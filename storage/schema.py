@@ -169,3 +169,97 @@ MODEL_DDL = [
     """,
 ]
 DDL += MODEL_DDL
+
+# SHAP jobs (tasks/shap_shard.py writes shards; storage/shap_store.py ingests them).
+# A shard's rows are written in the transaction that moves it pending -> done,
+# and only then, so its status guards them as a run's status guards importances.
+# Values are kept long, one row per (row, class, feature), in float32, with the
+# feature names in `shap_features`: the views are scans and GROUP BYs over
+# feature_id, which DuckDB runs over tens of millions of rows in well under a second.
+SHAP_DDL = [
+    """
+    CREATE TABLE IF NOT EXISTS shap_jobs (
+        job_id          VARCHAR PRIMARY KEY,
+        source          VARCHAR NOT NULL,    -- the table it explains (path or dataset name)
+        input_path      VARCHAR NOT NULL,    -- the job's input Parquet, relative to the data dir
+        id_cols         VARCHAR[] NOT NULL,
+        partition_col   VARCHAR,
+        n_rows          INTEGER NOT NULL,
+        n_features      SMALLINT NOT NULL,
+        n_outputs       SMALLINT NOT NULL,   -- 1: binary (positive class); K: multiclass
+        shard_rows      INTEGER NOT NULL,
+        n_shards        INTEGER NOT NULL,
+        zero_is_present BOOLEAN NOT NULL,
+        engine          VARCHAR NOT NULL,
+        params          JSON NOT NULL,
+        created_at      TIMESTAMP NOT NULL DEFAULT now()
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS shap_features (
+        job_id      VARCHAR NOT NULL,
+        feature_id  SMALLINT NOT NULL,
+        feature     VARCHAR NOT NULL,
+        PRIMARY KEY (job_id, feature_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS shap_models (
+        job_id      VARCHAR NOT NULL,
+        model_id    SMALLINT NOT NULL,
+        source      VARCHAR NOT NULL,        -- the file or reference the user gave
+        path        VARCHAR NOT NULL,        -- the job's copy, relative to the data dir
+        format      VARCHAR NOT NULL,
+        family      VARCHAR NOT NULL,        -- xgboost, lightgbm, rf, et, gbc, dt
+        partitions  VARCHAR[],               -- partition values it explains (NULL: all rows)
+        PRIMARY KEY (job_id, model_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS shap_shards (
+        job_id               VARCHAR NOT NULL,
+        shard                INTEGER NOT NULL,
+        status               VARCHAR NOT NULL,
+        first_row            INTEGER NOT NULL,  -- position in the job's input file
+        n_rows               INTEGER NOT NULL,
+        engine               VARCHAR,
+        additivity_failures  INTEGER,           -- rows where base + sum(SHAP) misses the output
+        max_additivity_error DOUBLE,
+        seconds              DOUBLE,
+        error                VARCHAR,
+        worker               VARCHAR,
+        attempts             INTEGER NOT NULL DEFAULT 0,
+        finished_at          TIMESTAMP,
+        PRIMARY KEY (job_id, shard)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS shap_rows (
+        job_id            VARCHAR NOT NULL,
+        row_id            INTEGER NOT NULL,     -- the row's position in the input table
+        class             SMALLINT NOT NULL,    -- the class explained (1 for binary)
+        row_key           VARCHAR NOT NULL,     -- the id columns joined with '|'
+        partition         VARCHAR,
+        model_id          SMALLINT NOT NULL,
+        base_value        REAL NOT NULL,        -- the model's expected value
+        output            REAL NOT NULL,        -- raw output (log-odds for boosters)
+        probability       REAL,
+        additivity_error  REAL NOT NULL,        -- |base + sum(SHAP) - output|
+        top_feature       SMALLINT NOT NULL,    -- the feature of largest |SHAP|
+        top_present       BOOLEAN NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS shap_values (
+        job_id      VARCHAR NOT NULL,
+        row_id      INTEGER NOT NULL,
+        class       SMALLINT NOT NULL,
+        model_id    SMALLINT NOT NULL,
+        feature_id  SMALLINT NOT NULL,
+        value       REAL,                       -- NULL where the table had no value
+        present     BOOLEAN NOT NULL,
+        shap        REAL NOT NULL
+    )
+    """,
+]
+DDL += SHAP_DDL

@@ -479,13 +479,14 @@ class ResultStore:
         }
 
     def job_counts(self, job_ids: set[str]) -> dict[str, dict[str, int]]:
-        """Run counts by status for the given jobs, for progress reporting."""
+        """Run (or SHAP shard) counts by status for the given jobs, for progress reporting."""
         if not job_ids:
             return {}
         ids = sorted(job_ids)
         rows = self.con.execute(
-            f"SELECT job_id, status, count(*) FROM runs WHERE job_id IN "
-            f"({', '.join('?' * len(ids))}) GROUP BY ALL",
+            f"SELECT job_id, status, count(*) FROM "
+            f"(SELECT job_id, status FROM runs UNION ALL SELECT job_id, status FROM shap_shards) "
+            f"WHERE job_id IN ({', '.join('?' * len(ids))}) GROUP BY ALL",
             ids,
         ).fetchall()
         counts = {job_id: {s.value: 0 for s in RunStatus} for job_id in ids}

@@ -25,7 +25,7 @@ def make_app() -> Celery:
         "genejobs",
         broker=config.redis_url,
         backend=config.redis_url,
-        include=["tasks.importance", "tasks.search", "tasks.evaluate"],
+        include=["tasks.importance", "tasks.search", "tasks.evaluate", "tasks.shap_shard"],
     )
     celery_app.conf.update(
         task_serializer="json",

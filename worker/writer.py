@@ -22,9 +22,11 @@ import traceback
 
 import redis
 
+from storage import shap_store
 from storage.db import connect
 from storage.model_store import RESULT_OPS as MODEL_RESULT_OPS
 from storage.model_store import ModelStore
+from storage.shap_store import ShapStore
 from storage.store import ResultStore, create_schema
 from worker import inbox
 from worker.config import settings
@@ -32,7 +34,7 @@ from worker.errors import GenejobsError, StoreBusy
 
 log = logging.getLogger("genejobs.writer")
 
-RESULT_OPS = {"run_done", "run_failed"} | MODEL_RESULT_OPS
+RESULT_OPS = {"run_done", "run_failed"} | MODEL_RESULT_OPS | shap_store.OPS
 # The lock is refreshed every loop (at most ~1 s apart); its expiry frees the
 # name for a new writer when this one dies without letting go.
 LOCK_SECONDS = 30
@@ -232,23 +234,33 @@ class Writer:
         done = [m for m in results if m["op"] == "run_done"]
         failed = [m for m in results if m["op"] == "run_failed"]
         models = [m for m in results if m["op"] in MODEL_RESULT_OPS]
+        shards = [m for m in results if m["op"] in shap_store.OPS]
         return (
             self.store.record_done(done)
             | self.store.record_failed(failed)
             | self.models.record(models)
+            | ShapStore(self.con).record(shards)
         )
+
+    @staticmethod
+    def _after_commit(results: list[dict]) -> None:
+        # Spool files go only once their rows are committed.
+        ShapStore.discard_spool(results)
 
     def _flush(self, results: list[dict]) -> set[str]:
         if not results:
             return set()
         try:
-            return self._transaction(lambda: self._write_results(results))
+            touched = self._transaction(lambda: self._write_results(results))
+            self._after_commit(results)
+            return touched
         except Exception:
             log.exception("a batch of %d results failed; applying them one by one", len(results))
         touched: set[str] = set()
         for message in results:
             try:
                 touched |= self._transaction(lambda m=message: self._write_results([m]))
+                self._after_commit([message])
             except Exception:
                 log.exception("dead letter: %s", json.dumps(message)[:300])
                 self.redis.lpush(
@@ -340,6 +352,12 @@ class Writer:
 
     def _op_retry_job(self, m: dict) -> dict:
         return self.store.retry_job(m["job_id"], bool(m.get("include_pending")))
+
+    def _op_plan_shap(self, m: dict) -> dict:
+        return ShapStore(self.con).plan(m)
+
+    def _op_retry_shap(self, m: dict) -> dict:
+        return ShapStore(self.con).retry(m["job_id"])
 
     def _op_ping(self, m: dict) -> dict:
         return {"writer": self.identity}

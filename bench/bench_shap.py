@@ -1,0 +1,302 @@
+"""Benchmark SHAP at L2G size: the seeds' way against a genejobs job, its overhead, bytes, views.
+
+All figures come from one run, printed side by side and written to
+bench/out/shap.json:
+
+1. The seeds' way: `shap.TreeExplainer` per fold model over the rows of its
+   chromosomes, each `Explanation` pickled; against `genejobs shap run` with
+   2 compute workers, from the command's start until every value is
+   committed (queryable).
+2. The engine genejobs uses, run over the same rows in this one process with
+   nothing stored; the job's overhead is its wall time against that
+   compute time split over the 2 workers.
+3. Stored bytes: the results file against the pickles.
+4. `shap global` and `shap presence` over every row: in-process query time.
+
+The table (323,604 rows, 53 features) and the five models (300 trees, depth 6)
+are generated once and cached in bench/out/l2g/. Run it alone on the machine
+(`flock /tmp/genejobs-bench.lock python bench/bench_shap.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_importance import genejobs_command, local_stack, log  # noqa: E402
+from storage import synth_l2g  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out"
+CACHE = OUT / "l2g"
+WORKERS = 2
+TARGET_SPEEDUP = 1.7
+TARGET_OVERHEAD = 0.15
+TARGET_BYTES = 0.5
+TARGET_QUERY_S = 1.0
+
+
+def prepare(rows: int, trees: int, depth: int) -> tuple[Path, Path]:
+    """The table and the fold models, generated once per size and cached."""
+    folder = CACHE if (rows, trees, depth) == (323_604, 300, 6) else OUT / f"l2g-{rows}-{trees}"
+    table, manifest = folder / "l2g.parquet", folder / "models.tsv"
+    if not (table.exists() and manifest.exists()):
+        log(f"generating {rows} rows and training five models of {trees} trees into {folder}")
+        folder.mkdir(parents=True, exist_ok=True)
+        frame = synth_l2g.table(rows)
+        frame.to_parquet(table, index=False)
+        synth_l2g.train_models(frame, folder, trees=trees, depth=depth)
+    return table, manifest
+
+
+def folds(manifest: Path) -> list[tuple[list[str], Path]]:
+    lines = manifest.read_text().splitlines()
+    return [
+        (line.split("\t")[0].split(","), manifest.parent / line.split("\t")[1]) for line in lines
+    ]
+
+
+def seeds_way(table: Path, manifest: Path, out_dir: Path) -> dict:
+    """shap.TreeExplainer per model over its rows, each Explanation pickled (as the seed did)."""
+    import shap
+    import xgboost
+
+    frame = pd.read_parquet(table)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    size = values_bytes = data_bytes = 0
+    dtypes = ("", "")
+    for k, (chroms, path) in enumerate(folds(manifest)):
+        model = xgboost.XGBClassifier()
+        model.load_model(str(path))
+        rows = frame[frame["chrom"].isin(chroms)]
+        explainer = shap.TreeExplainer(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            explanation = explainer(rows[synth_l2g.FEATURES])
+        target = out_dir / f"shap_values_{k}.pkl"
+        with target.open("wb") as handle:
+            pickle.dump(explanation, handle)
+        size += target.stat().st_size
+        values_bytes += explanation.values.nbytes
+        data_bytes += np.asarray(explanation.data).nbytes
+        dtypes = (str(explanation.values.dtype), str(np.asarray(explanation.data).dtype))
+    wall = time.perf_counter() - started
+    return {
+        "wall_s": wall,
+        "rows_per_s": len(frame) / wall,
+        "pickle_bytes": size,
+        "values_bytes": values_bytes,
+        "data_bytes": data_bytes,
+        "dtypes": dtypes,
+        "xgboost_threads": os.cpu_count(),
+    }
+
+
+def engine_alone(table: Path, manifest: Path) -> dict:
+    """genejobs' engine (auto) over the same rows in this process, nothing stored."""
+    from tasks.tree_models import explain, load_model, warm_up
+
+    warm_up()  # imports outside the timing (the job's workers pay them, in parallel)
+    frame = pd.read_parquet(table)
+    started = time.perf_counter()
+    engines = set()
+    for chroms, path in folds(manifest):
+        model = load_model(str(path))
+        X = frame.loc[frame["chrom"].isin(chroms), list(model.features)].to_numpy(np.float32)
+        engines.add(explain(model, X).engine)
+    wall = time.perf_counter() - started
+    return {"wall_s": wall, "rows_per_s": len(frame) / wall, "engines": sorted(engines)}
+
+
+def genejobs_job(table: Path, manifest: Path, shard_rows: int, home: Path) -> dict:
+    """`genejobs shap run` on the stack, from the command's start until every shard is committed."""
+    from worker import inbox
+
+    started = time.perf_counter()
+    done = subprocess.run(
+        [
+            genejobs_command(), "shap", "run", str(table), "--partition-col", "chrom",
+            "--manifest", str(manifest), "--id-cols", "study_id,locus_id,gene_id",
+            "--shard-rows", str(shard_rows), "--no-wait",
+        ],
+        env=dict(os.environ), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip())
+    job_id = done.stdout.strip().splitlines()[-1]
+    enqueued = time.perf_counter() - started
+    while True:
+        counts = inbox.progress(job_id)
+        if counts and counts.get("pending", 1) == 0:
+            break
+        time.sleep(0.05)
+    wall = time.perf_counter() - started
+    return {
+        "job_id": job_id,
+        "wall_s": wall,
+        "enqueue_s": enqueued,
+        "shards": counts.get("total"),
+        "failed": counts.get("failed", 0),
+    }
+
+
+def check_and_query(job_id: str, rows: int, repeats: int) -> dict:
+    """Check what was stored, then time the global and presence views in this process."""
+    from storage import shap_queries
+    from storage.db import reading
+
+    with reading() as con:
+        stored_rows, stored_values = con.execute(
+            "SELECT (SELECT count(*) FROM shap_rows WHERE job_id = $1), "
+            "(SELECT count(*) FROM shap_values WHERE job_id = $1)",
+            [job_id],
+        ).fetchone()
+        failures, worst, engines = con.execute(
+            "SELECT sum(additivity_failures), max(max_additivity_error), "
+            "string_agg(DISTINCT engine) FROM shap_shards WHERE job_id = ?",
+            [job_id],
+        ).fetchone()
+        timings = {}
+        for name, view in (
+            ("global", lambda: shap_queries.global_importance(con, job_id)),
+            ("global_by_model", lambda: shap_queries.global_importance(con, job_id, True)),
+            ("presence", lambda: shap_queries.presence(con, job_id)),
+        ):
+            view()  # warm
+            runs = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                view()
+                runs.append(time.perf_counter() - t)
+            timings[name] = {"median_s": statistics.median(runs), "all_s": runs}
+    assert stored_rows == rows, (stored_rows, rows)
+    assert stored_values == rows * len(synth_l2g.FEATURES), stored_values
+    return {
+        "rows": stored_rows,
+        "values": stored_values,
+        "additivity_failures": int(failures),
+        "max_additivity_error": worst,
+        "engines": engines,
+        "views": timings,
+    }
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def summary(r: dict) -> str:
+    seeds, job, alone, q = r["seeds_way"], r["genejobs"], r["engine_alone"], r["stored"]
+    speedup = seeds["wall_s"] / job["wall_s"]
+    ideal = alone["wall_s"] / WORKERS
+    overhead = job["wall_s"] / ideal - 1
+    ratio = r["bytes"]["results_file"] / seeds["pickle_bytes"]
+    data_itemsize = 8 if seeds["dtypes"][1] == "float64" else 4
+    float32_pickles = seeds["pickle_bytes"] - seeds["data_bytes"] * (1 - 4 / data_itemsize)
+    lines = [
+        f"genejobs SHAP benchmark: {r['rows']:,} rows x 53 features, five XGBoost models of "
+        f"{r['config']['trees']} trees (depth {r['config']['depth']}), {os.cpu_count()} cores",
+        "",
+        "1. the seeds' way against the genejobs job (2 compute workers, until queryable)",
+        f"   seeds' way (shap.TreeExplainer, Explanation pickled): {seeds['wall_s']:.1f} s "
+        f"({seeds['rows_per_s']:.0f} rows/s)",
+        f"   genejobs shap run, {job['shards']} shards of {r['config']['shard_rows']} rows: "
+        f"{job['wall_s']:.1f} s ({r['rows'] / job['wall_s']:.0f} rows/s; enqueue "
+        f"{job['enqueue_s']:.1f} s)",
+        f"   speedup {speedup:.2f}x  target >= {TARGET_SPEEDUP}x "
+        f"{verdict(speedup >= TARGET_SPEEDUP)}",
+        "",
+        "2. overhead against the engine alone (one process, nothing stored)",
+        f"   engine {','.join(alone['engines'])}: {alone['wall_s']:.1f} s "
+        f"({alone['rows_per_s']:.0f} rows/s); split over {WORKERS} workers: {ideal:.1f} s",
+        f"   job {job['wall_s']:.1f} s: overhead {overhead * 100:+.1f}%  target <= "
+        f"{TARGET_OVERHEAD * 100:.0f}% {verdict(overhead <= TARGET_OVERHEAD)}",
+        "",
+        "3. stored bytes",
+        f"   pickles {seeds['pickle_bytes'] / 1e6:.1f} MB; results file "
+        f"{r['bytes']['results_file'] / 1e6:.1f} MB ({ratio:.2f} of the pickles)  target <= "
+        f"{TARGET_BYTES} {verdict(ratio <= TARGET_BYTES)}",
+        f"   (the pickles hold SHAP values as {seeds['dtypes'][0]} "
+        f"({seeds['values_bytes'] / 1e6:.1f} MB) and the data as {seeds['dtypes'][1]} "
+        f"({seeds['data_bytes'] / 1e6:.1f} MB); with float32 data they would be "
+        f"{float32_pickles / 1e6:.1f} MB and the results file "
+        f"{r['bytes']['results_file'] / float32_pickles:.2f} of them)",
+        f"   the job's input copy in the data dir: {r['bytes']['job_input'] / 1e6:.1f} MB",
+        "",
+        f"4. views over {q['values']:,} stored values (in-process, median of "
+        f"{len(q['views']['global']['all_s'])})",
+    ]
+    for name, row in q["views"].items():
+        lines.append(
+            f"   shap {name:<16} {row['median_s']:.3f} s  target < {TARGET_QUERY_S} s "
+            f"{verdict(row['median_s'] < TARGET_QUERY_S)}"
+        )
+    lines += [
+        "",
+        f"checks: {q['rows']:,} rows and {q['values']:,} values stored; additivity failures "
+        f"{q['additivity_failures']} (max error {q['max_additivity_error']:.2g}); "
+        f"engines {q['engines']}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=323_604)
+    parser.add_argument("--trees", type=int, default=300)
+    parser.add_argument("--depth", type=int, default=6)
+    parser.add_argument("--shard-rows", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=OUT / "shap.json")
+    parser.add_argument("--quick", action="store_true", help="20,000 rows, 50 trees: a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.trees, args.shard_rows = 20_000, 50, 2000
+    table, manifest = prepare(args.rows, args.trees, args.depth)
+    report: dict = {
+        "rows": args.rows,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "config": {k: v for k, v in vars(args).items() if k != "out"},
+    }
+    with tempfile.TemporaryDirectory(prefix="genejobs-bench-shap-") as temp:
+        temp_dir = Path(temp)
+        log("the seeds' way")
+        report["seeds_way"] = seeds_way(table, manifest, temp_dir / "pickles")
+        log("the engine alone")
+        report["engine_alone"] = engine_alone(table, manifest)
+        home = temp_dir / "home"
+        with local_stack(home, WORKERS):
+            log("genejobs shap run")
+            report["genejobs"] = genejobs_job(table, manifest, args.shard_rows, home)
+            report["stored"] = check_and_query(
+                report["genejobs"]["job_id"], args.rows, args.repeats
+            )
+        job_input = home / "shap" / report["genejobs"]["job_id"] / "input.parquet"
+        report["bytes"] = {
+            "results_file": (home / "results.duckdb").stat().st_size,
+            "job_input": job_input.stat().st_size,
+        }
+    text = summary(report)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({**report, "summary": text}, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

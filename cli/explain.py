@@ -1,0 +1,374 @@
+"""`genejobs shap`: SHAP values of tree-model predictions in shards, and their views."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import click
+
+from cli.output import format_option, frame, record
+from storage import shap_queries
+from storage.db import reading
+from worker import inbox
+from worker.config import settings
+from worker.errors import InputError, ServiceUnavailable
+
+TASK_NAME = "genejobs.shap_shard"  # tasks.shap_shard.TASK_NAME, without importing it
+DEFAULT_SHARD_ROWS = 10_000
+
+plot_option = click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the view's plot as a PNG.",
+)
+class_option = click.option(
+    "--class",
+    "class_label",
+    type=int,
+    default=None,
+    help="Multiclass jobs: one class's values (class index) instead of all.",
+)
+
+
+@click.group()
+def shap():
+    """Exact SHAP values for every prediction of tree models, computed in shards."""
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _read_source(table: str) -> tuple:
+    """A table by path, or a registered dataset by name: (frame, source, default ids, label)."""
+    from storage.datasets import load_frame, read_table
+
+    path = Path(table)
+    if path.exists():
+        return read_table(path), str(path.resolve()), [], ()
+    if path.suffix.lower() in (".csv", ".tsv", ".txt", ".parquet", ".pq") or "/" in table:
+        raise InputError(f"no such file: {path}")
+    from storage import queries
+
+    with reading() as con:
+        found = queries.dataset(con, table)
+    data, label_col, id_col = load_frame(settings().home / found["path"])
+    data = data.reset_index()
+    return data, found["name"], [id_col] if id_col else [], (label_col,)
+
+
+def enqueue_shards(plan: dict, retry: bool = False) -> int:
+    """Send one compute task per shard of a plan; return how many were sent."""
+    from worker.app import sender
+
+    app = sender()
+    with app.producer_or_acquire() as producer:
+        for shard in plan["shards"]:
+            suffix = f"-{uuid.uuid4().hex[:6]}" if retry else ""
+            app.send_task(
+                TASK_NAME,
+                kwargs={
+                    "job_id": plan["job_id"],
+                    "shard": shard["shard"],
+                    "input_path": plan["input_path"],
+                    "first_row": shard["first_row"],
+                    "n_rows": shard["n_rows"],
+                    "models": plan["models"],
+                    "zero_is_present": plan["zero_is_present"],
+                    "engine": plan["engine"],
+                },
+                queue=inbox.COMPUTE_QUEUE,
+                task_id=f"{plan['job_id']}-{shard['shard']}{suffix}",
+                producer=producer,
+                shadow=f"shap shard={shard['shard']} job={plan['job_id']}",
+            )
+    return len(plan["shards"])
+
+
+@shap.command("run")
+@click.argument("table")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    help="A model file (XGBoost JSON/UBJ, LightGBM text); with --partition-col, VALUES=PATH.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A file of `VALUES<TAB>PATH` lines, one per partition model.",
+)
+@click.option("--partition-col", default=None, help="The column that picks each row's model.")
+@click.option("--id-cols", default=None, help="Columns that identify a row, comma-separated.")
+@click.option(
+    "--features", default=None, help="Feature columns [default: the model's feature names]."
+)
+@click.option(
+    "--shard-rows",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SHARD_ROWS,
+    show_default=True,
+    help="Rows per shard (one task each).",
+)
+@click.option("--zero-is-present", is_flag=True, help="Count a zero as present (default: absent).")
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "fast", "native", "shap"]),
+    default="auto",
+    show_default=True,
+    help="auto: FastTreeSHAP v1 for binary boosters, the library's own TreeSHAP for "
+    "multiclass ones, shap.TreeExplainer for scikit-learn models.",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=None,
+    help="Follow the job with a progress bar [default: when on a terminal].",
+)
+def run(
+    table,
+    models,
+    manifest,
+    partition_col,
+    id_cols,
+    features,
+    shard_rows,
+    zero_is_present,
+    engine,
+    wait,
+):
+    """Compute SHAP values for every row of TABLE (a file, or a registered dataset's name).
+
+    Each row is explained by the model for its partition value; shards of
+    rows run as separate tasks and land in the results file, where the
+    `global`, `local` and `presence` views read them.
+    """
+    from storage.shap_input import parse_model_option, prepare_job, read_manifest
+
+    choices = [parse_model_option(m, partition_col is not None) for m in models]
+    if manifest is not None:
+        if partition_col is None:
+            raise InputError("--manifest needs --partition-col")
+        choices += read_manifest(manifest)
+    data, source, default_ids, exclude = _read_source(table)
+    prepared = prepare_job(
+        data,
+        choices,
+        partition_col=partition_col,
+        id_cols=_csv(id_cols) or default_ids,
+        features=_csv(features),
+        engine=engine,
+        exclude=exclude,
+        source=source if not Path(source).exists() else str(Path(table)),
+    )
+    conn = inbox.require_redis()
+    if not inbox.writer_alive(conn):
+        raise ServiceUnavailable("the genejobs writer is not running; start it with `genejobs up`")
+    job_id = "shap-" + uuid.uuid4().hex[:10]
+    plan = _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engine)
+    enqueue_shards(plan)
+    if wait is None:
+        wait = sys.stdout.isatty()
+    if not wait:
+        click.echo(job_id)
+        return
+    from cli.runs import wait_for
+
+    click.echo(
+        f"job {job_id}: {len(prepared.input)} rows, {len(prepared.features)} features, "
+        f"{len(plan['shards'])} shards",
+        err=True,
+    )
+    wait_for(job_id, len(plan["shards"]))
+    _report(job_id)
+
+
+def _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engine) -> dict:
+    """Put the job's input and model copies in the data dir, then have the writer plan it."""
+    home = settings().home
+    folder = Path("shap") / job_id
+    (home / folder / "models").mkdir(parents=True, exist_ok=True)
+    try:
+        models = []
+        for spec in prepared.models:
+            copy = spec["source"]
+            if not spec["source"].startswith("genejobs:"):
+                suffix = Path(spec["source"]).suffix or ".model"
+                copy = str(folder / "models" / f"m{spec['model_id']}{suffix}")
+                shutil.copyfile(spec["source"], home / copy)
+            models.append({**spec, "path": copy})
+        input_path = folder / "input.parquet"
+        temp = home / folder / ".input.parquet.tmp"
+        prepared.input.to_parquet(temp, index=False)
+        temp.replace(home / input_path)
+        return inbox.request(
+            {
+                "op": "plan_shap",
+                "job_id": job_id,
+                "source": source,
+                "input_path": str(input_path),
+                "id_cols": list(prepared.id_cols),
+                "partition_col": prepared.partition_col,
+                "features": list(prepared.features),
+                "n_outputs": prepared.n_outputs,
+                "n_rows": len(prepared.input),
+                "shard_rows": shard_rows,
+                "zero_is_present": zero_is_present,
+                "engine": engine,
+                "models": models,
+            }
+        )
+    except BaseException:
+        shutil.rmtree(home / folder, ignore_errors=True)
+        raise
+
+
+def _report(job_id: str) -> None:
+    with reading() as con:
+        summary = shap_queries.job(con, job_id)
+    click.echo(
+        f"job {job_id}: {summary['shards_done']} shards done, {summary['shards_failed']} failed; "
+        f"{summary['rows_done']} rows explained; additivity failures "
+        f"{summary['additivity_failures']} (max error {summary['max_additivity_error'] or 0:.2g})"
+    )
+    if summary["shards_failed"]:
+        raise click.ClickException(
+            f"{summary['shards_failed']} shards failed; see `genejobs shap show {job_id}`, "
+            f"then `genejobs shap retry {job_id}`"
+        )
+
+
+@shap.command("list")
+@format_option
+def list_(fmt):
+    """List SHAP jobs with their shard counts."""
+    with reading() as con:
+        frame(shap_queries.jobs(con), fmt, title="SHAP jobs")
+
+
+@shap.command()
+@click.argument("job_id")
+@format_option
+def show(job_id, fmt):
+    """Show one SHAP job: models, shards, rows, additivity, first errors."""
+    with reading() as con:
+        record(shap_queries.job(con, job_id), fmt, title=f"SHAP job {job_id}")
+
+
+@shap.command()
+@click.argument("job_id")
+def retry(job_id):
+    """Re-enqueue the failed shards of a SHAP job."""
+    plan = inbox.request({"op": "retry_shap", "job_id": job_id})
+    if not plan["shards"]:
+        click.echo(f"job {job_id}: nothing to retry")
+        return
+    enqueue_shards(plan, retry=True)
+    click.echo(f"job {job_id}: re-enqueued {len(plan['shards'])} shards")
+
+
+@shap.command("global")
+@click.argument("job_id")
+@click.option("--by-model", is_flag=True, help="One ranking per partition model.")
+@class_option
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Print the first N rows.")
+@plot_option
+@format_option
+def global_(job_id, by_model, class_label, limit, plot, fmt):
+    """Mean |SHAP| per feature, sorted: overall, or per partition model (--by-model).
+
+    The plot is a bar chart of the top features beside a beeswarm of their values.
+    """
+    with reading() as con:
+        table = shap_queries.global_importance(con, job_id, by_model, class_label)
+        sample = None
+        if plot:
+            top = list(dict.fromkeys(table["feature"]))[:20]
+            sample = shap_queries.beeswarm_sample(con, job_id, top)
+    frame(table.head(limit) if limit else table, fmt, title=f"global SHAP, {job_id}")
+    if plot:
+        from cli.shap_plots import global_png
+
+        global_png(table, sample, job_id, plot)
+
+
+@shap.command()
+@click.argument("job_id")
+@click.argument("row")
+@class_option
+@plot_option
+@format_option
+def local(job_id, row, class_label, plot, fmt):
+    """One prediction's contributions, by |SHAP|, with feature values, base value and output.
+
+    ROW is the row's key (its id columns joined with '|') or its row number.
+    """
+    with reading() as con:
+        header, contributions = shap_queries.local(con, job_id, row, class_label)
+    if fmt == "table":
+        for item in header.to_dict("records"):
+            click.echo(
+                f"row {item['row_key']} (class {item['class']}), model {item['model']}: "
+                f"base {item['base_value']:.6g}, output {item['output']:.6g}"
+                + (
+                    f", probability {item['probability']:.4g}"
+                    if item["probability"] == item["probability"]
+                    else ""
+                )
+            )
+    frame(contributions, fmt, title=f"local SHAP, {job_id} row {row}")
+    if plot:
+        from cli.shap_plots import waterfall_png
+
+        first = header.iloc[0].to_dict()
+        part = contributions
+        if "class" in part.columns:
+            part = part[part["class"] == first["class"]]
+        waterfall_png(first, part, plot)
+
+
+@shap.command()
+@click.argument("job_id")
+@class_option
+@plot_option
+@format_option
+def presence(job_id, class_label, plot, fmt):
+    """Per feature: presence rate, mean SHAP and |SHAP| present vs absent, top-contributor share.
+
+    `top_share_present`: among rows where the feature is present, the share in
+    which it has the largest |SHAP| of the row. Present = not missing, and not
+    zero unless the job ran with --zero-is-present.
+    """
+    with reading() as con:
+        table = shap_queries.presence(con, job_id, class_label)
+    frame(table, fmt, title=f"SHAP by presence, {job_id}")
+    if plot:
+        from cli.shap_plots import presence_png
+
+        presence_png(table, job_id, plot)
+
+
+@shap.command()
+@click.argument("job_id")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="A folder."
+)
+@click.option(
+    "--row",
+    "rows",
+    multiple=True,
+    help="Rows for local views [default: the highest and the lowest output].",
+)
+def report(job_id, out, rows):
+    """Write an HTML page (index.html, with its plots inside) of all views of a job."""
+    from cli.shap_report import write_report
+
+    path = write_report(job_id, out, list(rows))
+    click.echo(f"wrote {path}")
+
+
+COMMANDS = [shap]

@@ -1,0 +1,241 @@
+"""What a SHAP job reads: the table's rows matched to their models, validated before any write.
+
+`prepare_job` checks everything a shard could trip on (feature columns the
+models need, model files, partition values with no model, an empty table) and
+builds the job's input: one row per table row, in shard order (by model, then
+row), with its key, partition, model id and the features in the job's order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tasks.tree_models import TreeModel, choose_engine, load_model, sniff_format
+from worker.errors import InputError
+
+KEY_SEPARATOR = "|"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model file (or reference) and the partition values it explains (None: every row)."""
+
+    source: str
+    partitions: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class PreparedShapJob:
+    """A validated SHAP job, ready to be written to the data dir and planned."""
+
+    input: pd.DataFrame  # row_id, row_key, partition, model_id, f0..f{F-1}; in shard order
+    features: tuple[str, ...]
+    models: tuple[dict, ...]  # model_id, source, format, family, partitions, columns
+    n_outputs: int
+    id_cols: tuple[str, ...]
+    partition_col: str | None
+
+
+def parse_model_option(text: str, partitioned: bool) -> ModelChoice:
+    """`PATH`, or `V1,V2,...=PATH` when the models are partitioned."""
+    if partitioned:
+        values, sep, path = text.partition("=")
+        if not sep or not values.strip() or not path.strip():
+            raise InputError(
+                f"--model '{text}': with --partition-col, give VALUES=PATH (e.g. 1,3,8=m0.json)"
+            )
+        return ModelChoice(path.strip(), tuple(v.strip() for v in values.split(",") if v.strip()))
+    return ModelChoice(text.strip(), None)
+
+
+def read_manifest(path: Path) -> list[ModelChoice]:
+    """A manifest: one model per line, `VALUES<TAB>PATH` or `VALUES=PATH`; `#` starts a comment.
+
+    Relative model paths are relative to the manifest's folder.
+    """
+    if not path.is_file():
+        raise InputError(f"no such manifest file: {path}")
+    choices = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        values, sep, model = line.partition("\t") if "\t" in line else line.partition("=")
+        if not sep or not model.strip():
+            raise InputError(f"{path}:{number}: expected VALUES<TAB>PATH or VALUES=PATH")
+        model_path = Path(model.strip())
+        if not model_path.is_absolute() and not model.strip().startswith("genejobs:"):
+            model_path = path.parent / model_path
+        choices.append(
+            ModelChoice(
+                str(model_path) if not model.strip().startswith("genejobs:") else model.strip(),
+                tuple(v.strip() for v in values.split(",") if v.strip()),
+            )
+        )
+    if not choices:
+        raise InputError(f"{path} names no models")
+    return choices
+
+
+def _listed(names, limit=5) -> str:
+    names = [str(n) for n in names]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def prepare_job(
+    frame: pd.DataFrame,
+    choices: list[ModelChoice],
+    partition_col: str | None = None,
+    id_cols: list[str] | None = None,
+    features: list[str] | None = None,
+    engine: str = "auto",
+    exclude: tuple[str, ...] = (),
+    source: str = "the table",
+) -> PreparedShapJob:
+    """Validate the table against its models and build the job's input; raise InputError."""
+    if frame.empty:
+        raise InputError(f"{source} has no rows")
+    if not choices:
+        raise InputError("give at least one --model (or a --manifest)")
+    id_cols = list(id_cols or [])
+    for column in [*id_cols, *([partition_col] if partition_col else [])]:
+        if column not in frame.columns:
+            raise InputError(f"column '{column}' is not in {source}")
+    if partition_col is None and len(choices) > 1:
+        raise InputError("several models need --partition-col to say which rows each explains")
+    loaded: list[tuple[ModelChoice, str, TreeModel]] = []
+    for choice in choices:
+        fmt = None if choice.source.startswith("genejobs:") else sniff_format(Path(choice.source))
+        model = load_model(choice.source, fmt)
+        choose_engine(model, engine)
+        loaded.append((choice, fmt or "genejobs", model))
+    n_outputs = {m.n_outputs for _, _, m in loaded}
+    if len(n_outputs) > 1:
+        raise InputError("the models explain different numbers of classes")
+    named = [m for _, _, m in loaded if m.features is not None]
+    if features is None:
+        if named:
+            features = list(named[0].features)
+        else:
+            skip = set(id_cols) | {partition_col} | set(exclude)
+            features = [
+                c
+                for c in frame.columns
+                if c not in skip and pd.api.types.is_numeric_dtype(frame[c])
+            ]
+    if len(set(features)) != len(features):
+        raise InputError("--features names a column twice")
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{source} lacks {len(missing)} feature columns the model needs: {_listed(missing)}"
+        )
+    models = []
+    for model_id, (choice, fmt, model) in enumerate(loaded):
+        if model.features is not None:
+            unknown = [f for f in model.features if f not in features]
+            if unknown:
+                lacking = [f for f in unknown if f not in frame.columns]
+                if lacking:
+                    raise InputError(
+                        f"{source} lacks {len(lacking)} feature columns the model "
+                        f"{choice.source} needs: {_listed(lacking)}"
+                    )
+                raise InputError(
+                    f"model {choice.source} uses features outside --features: {_listed(unknown)}"
+                )
+            if len(model.features) != len(features):
+                raise InputError(
+                    f"model {choice.source} uses {len(model.features)} features, the job "
+                    f"{len(features)}; every model must use the same features"
+                )
+            columns = [features.index(f) for f in model.features]
+        else:
+            if model.n_features != len(features):
+                raise InputError(
+                    f"model {choice.source} has {model.n_features} unnamed features but "
+                    f"{len(features)} feature columns were chosen; name them with --features"
+                )
+            columns = list(range(len(features)))
+        models.append(
+            {
+                "model_id": model_id,
+                "source": choice.source,
+                "format": fmt,
+                "family": model.family,
+                "partitions": list(choice.partitions) if choice.partitions else None,
+                "columns": columns,
+            }
+        )
+    block = frame[features]
+    not_numeric = [
+        c
+        for c in features
+        if not pd.api.types.is_numeric_dtype(block[c]) or pd.api.types.is_bool_dtype(block[c])
+    ]
+    if not_numeric:
+        raise InputError(f"feature columns that are not numeric: {_listed(not_numeric)}")
+    model_of_row = _model_of_rows(frame, partition_col, models)
+    if id_cols:
+        keys = frame[id_cols[0]].astype(str)
+        for column in id_cols[1:]:
+            keys = keys + KEY_SEPARATOR + frame[column].astype(str)
+        if keys.duplicated().any():
+            raise InputError(
+                f"the id columns {', '.join(id_cols)} do not identify rows: "
+                f"{_listed(keys[keys.duplicated()].unique())} repeat"
+            )
+    else:
+        keys = pd.Series(np.arange(len(frame)).astype(str))
+    built = pd.DataFrame(
+        {
+            "row_id": np.arange(len(frame), dtype=np.int32),
+            "row_key": keys.to_numpy(dtype=object),
+            "partition": (
+                frame[partition_col].astype(str).to_numpy(dtype=object)
+                if partition_col
+                else np.full(len(frame), None, dtype=object)
+            ),
+            "model_id": model_of_row.astype(np.int16),
+        }
+    )
+    values = block.to_numpy(dtype=np.float32)
+    for j in range(values.shape[1]):
+        built[f"f{j}"] = values[:, j]
+    built = built.sort_values(["model_id", "row_id"], kind="stable").reset_index(drop=True)
+    return PreparedShapJob(
+        input=built,
+        features=tuple(features),
+        models=tuple(models),
+        n_outputs=n_outputs.pop(),
+        id_cols=tuple(id_cols),
+        partition_col=partition_col,
+    )
+
+
+def _model_of_rows(
+    frame: pd.DataFrame, partition_col: str | None, models: list[dict]
+) -> np.ndarray:
+    if partition_col is None:
+        return np.zeros(len(frame), dtype=np.int16)
+    owner: dict[str, int] = {}
+    for spec in models:
+        if not spec["partitions"]:
+            raise InputError(f"model {spec['source']} names no partition values")
+        for value in spec["partitions"]:
+            if value in owner:
+                raise InputError(f"partition value '{value}' is given to two models")
+            owner[value] = spec["model_id"]
+    values = frame[partition_col].astype(str)
+    unmatched = sorted(set(values) - set(owner))
+    if unmatched:
+        count = int(values.isin(unmatched).sum())
+        raise InputError(
+            f"{count} rows have a {partition_col} value with no model: {_listed(unmatched)}"
+        )
+    return values.map(owner).to_numpy()

@@ -1,0 +1,119 @@
+"""Bad input to SHAP jobs: one clear line on stderr, a non-zero exit, and nothing written."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+from storage import synth_l2g
+from tests.conftest import run, sql
+from worker.config import settings
+
+TABLES = ("shap_jobs", "shap_shards", "shap_models", "shap_features", "shap_rows", "shap_values")
+
+
+def snapshot():
+    counts = {t: sql(f"SELECT count(*) FROM {t}")[0][0] for t in TABLES}
+    home = settings().home
+    files = sorted(
+        str(p) for folder in ("shap", "spool") for p in (home / folder).rglob("*") if p.is_file()
+    )
+    return counts, files
+
+
+def refused(*args: str, expect: str) -> str:
+    before = snapshot()
+    result = run(*args, ok=False)
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    assert expect in lines[0], lines[0]
+    assert snapshot() == before
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def small(stack, tmp_path_factory):
+    """A 300-row L2G-like table, its five tiny models, and one finished job."""
+    folder = tmp_path_factory.mktemp("shap-bad")
+    frame = synth_l2g.table(300, seed=3)
+    frame.to_csv(folder / "table.csv", index=False)
+    synth_l2g.train_models(frame, folder / "models", trees=3, depth=2)
+    result = run(
+        "shap", "run", str(folder / "table.csv"), "--partition-col", "chrom",
+        "--manifest", str(folder / "models" / "models.tsv"), "--wait",
+    )  # fmt: skip
+    return {"folder": folder, "frame": frame, "job": result.output.split("job ")[1].split(":")[0]}
+
+
+def shap_run(small, table=None, *extra):
+    return (
+        "shap", "run", str(table or small["folder"] / "table.csv"), "--partition-col", "chrom",
+        "--manifest", str(small["folder"] / "models" / "models.tsv"), *extra,
+    )  # fmt: skip
+
+
+def test_feature_columns_the_model_needs_and_the_table_lacks(small):
+    table = small["folder"] / "lacking.csv"
+    small["frame"].drop(columns=["dist_tss_min", "vep_credset_max"]).to_csv(table, index=False)
+    line = refused(*shap_run(small, table), expect="lacks 2 feature columns the model needs")
+    assert "dist_tss_min" in line and "vep_credset_max" in line
+
+
+def test_a_pickled_model_is_refused_unread(small, tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps({"not": "a model"}))
+    refused(
+        "shap", "run", str(small["folder"] / "table.csv"), "--model", str(path),
+        expect="is not a supported model file",
+    )  # fmt: skip
+
+
+def test_a_json_file_that_is_no_model(small, tmp_path):
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"learner": {"broken": True}}))
+    refused(
+        "shap", "run", str(small["folder"] / "table.csv"), "--model", str(path),
+        expect="cannot load",
+    )  # fmt: skip
+
+
+def test_a_missing_model_file(small, tmp_path):
+    refused(
+        "shap", "run", str(small["folder"] / "table.csv"), "--model", str(tmp_path / "m.json"),
+        expect="no such model file",
+    )  # fmt: skip
+
+
+def test_a_partition_value_with_no_model(small, tmp_path):
+    manifest = tmp_path / "models.tsv"
+    lines = (small["folder"] / "models" / "models.tsv").read_text().splitlines()
+    manifest.write_text(
+        "".join(f"{line.split(chr(9))[0]}\t{small['folder'] / 'models' / line.split(chr(9))[1]}\n"
+                for line in lines[1:])
+    )  # fmt: skip
+    refused(
+        "shap", "run", str(small["folder"] / "table.csv"), "--partition-col", "chrom",
+        "--manifest", str(manifest), expect="chrom value with no model",
+    )  # fmt: skip
+
+
+def test_a_shard_size_below_one(small):
+    refused(*shap_run(small, None, "--shard-rows", "0"), expect="--shard-rows")
+
+
+def test_a_table_with_no_rows(small, tmp_path):
+    table = tmp_path / "empty.csv"
+    small["frame"].head(0).to_csv(table, index=False)
+    refused(*shap_run(small, table), expect="has no")
+
+
+def test_an_unknown_job_or_row(small):
+    refused("shap", "global", "shap-nope", expect="unknown SHAP job 'shap-nope'")
+    refused("shap", "presence", "shap-nope", expect="unknown SHAP job 'shap-nope'")
+    refused("shap", "local", "shap-nope", "1", expect="unknown SHAP job 'shap-nope'")
+    refused("shap", "local", small["job"], "no-such-row", expect="no row 'no-such-row'")
+    refused("shap", "report", "shap-nope", "--out", str(small["folder"] / "r"), expect="unknown")

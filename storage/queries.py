@@ -53,7 +53,12 @@ _JOB_COUNTS = """
            round(avg(r.accuracy), 4) AS mean_accuracy,
            strftime(j.created_at, '%Y-%m-%d %H:%M:%S') AS created,
            strftime(max(r.finished_at), '%Y-%m-%d %H:%M:%S') AS finished
-    FROM jobs j JOIN datasets d USING (dataset_id) LEFT JOIN runs r USING (job_id)
+    FROM jobs j JOIN datasets d USING (dataset_id) LEFT JOIN (
+        -- a job's units of work, whatever its kind: seeded runs, search folds, evaluations
+        SELECT job_id, status, accuracy, finished_at FROM runs
+        UNION ALL SELECT job_id, status, accuracy, finished_at FROM search_folds
+        UNION ALL SELECT job_id, status, accuracy, finished_at FROM test_results
+    ) r USING (job_id)
 """
 
 
@@ -117,6 +122,7 @@ class Scope:
     where: str
     params: tuple
     label: str
+    dataset_id: str
 
 
 def scope(
@@ -130,7 +136,7 @@ def scope(
         )
         if row is None:
             raise NotFoundError(f"unknown job '{job_id}'; see `genejobs jobs list`")
-        return Scope("job_id = ?", (job_id,), f"job {job_id}")
+        return Scope("job_id = ?", (job_id,), f"job {job_id}", row[0])
     if dataset_name is None or model is None:
         raise InputError("give --job, or both --dataset and --model")
     found = dataset(con, dataset_name)
@@ -138,6 +144,7 @@ def scope(
         "dataset_id = ? AND model = ?",
         (found["dataset_id"], model),
         f"dataset {found['name']}, model {model}",
+        found["dataset_id"],
     )
 
 
@@ -159,8 +166,21 @@ def gene_counts(
             [*where.params, RunStatus.DONE.value],
         ).fetchall()
     )[0]
-    filters = [where.where, "class_label IS NULL" if class_label is None else "class_label = ?"]
-    params = [*where.params] + ([] if class_label is None else [class_label])
+    source = "importances"
+    params: list = []
+    if class_label is not None:
+        # One class of a multiclass linear model: its |coef| is the importance,
+        # ranked within each run.
+        position = _class_position(con, where, class_label)
+        source = f"""(SELECT gene, abs(class_coefs[{position}]) AS importance,
+                             class_coefs[{position}] AS coef,
+                             row_number() OVER (PARTITION BY dataset_id, model, seed
+                                 ORDER BY abs(class_coefs[{position}]) DESC, rank) AS rank
+                      FROM importances
+                      WHERE {where.where} AND class_coefs[{position}] <> 0)"""
+        params.extend(where.params)
+    filters = ["true"] if class_label is not None else [where.where]
+    params.extend([] if class_label is not None else where.params)
     if top is not None:
         filters.append("rank <= ?")
         params.append(top)
@@ -171,11 +191,34 @@ def gene_counts(
         f"""SELECT gene, count(*) AS runs, count(*) / ?::DOUBLE AS fraction,
                    avg(importance) AS mean_importance, avg(rank) AS mean_rank,
                    avg((coef > 0)::INTEGER) AS positive_fraction
-            FROM importances WHERE {" AND ".join(filters)}
+            FROM {source} WHERE {" AND ".join(filters)}
             GROUP BY gene ORDER BY runs DESC, mean_importance DESC, gene""",
         [max(total, 1), *params],
     ).df()
     return int(total), frame
+
+
+def _class_position(con: duckdb.DuckDBPyConnection, where: Scope, class_label: str) -> int:
+    """The 1-based position of a class in the dataset's classes, as stored in class_coefs."""
+    classes = first(
+        con.execute(
+            "SELECT classes FROM datasets WHERE dataset_id = ?", [where.dataset_id]
+        ).fetchall()
+    )[0]
+    if class_label not in classes:
+        raise InputError(f"unknown class '{class_label}'; the classes are {', '.join(classes)}")
+    has_classes = first(
+        con.execute(
+            f"SELECT count(*) FROM importances WHERE {where.where} AND class_coefs IS NOT NULL",
+            list(where.params),
+        ).fetchall()
+    )[0]
+    if not has_classes:
+        raise InputError(
+            f"--class needs per-class coefficients, which only multiclass linear models "
+            f"(lr, ridge, lda, svm) have; {where.label} has none"
+        )
+    return classes.index(class_label) + 1
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:

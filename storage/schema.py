@@ -80,11 +80,14 @@ DDL = [
         dataset_id    VARCHAR NOT NULL,
         model         VARCHAR NOT NULL,
         seed          BIGINT NOT NULL,
-        class_label   VARCHAR,               -- NULL: the summary over classes
         gene          VARCHAR NOT NULL,
-        importance    DOUBLE NOT NULL,       -- feature_importances_ or |coef|
-        coef          DOUBLE,                -- signed coefficient (linear models only)
-        rank          INTEGER NOT NULL       -- 1 = most important in this run
+        importance    DOUBLE NOT NULL,       -- feature_importances_, |coef|, or the mean
+                                             -- |coef| over classes (multiclass linear)
+        coef          DOUBLE,                -- signed coefficient (linear models only; for
+                                             -- multiclass the one of largest magnitude)
+        rank          INTEGER NOT NULL,      -- 1 = most important in this run
+        class_coefs   DOUBLE[]               -- multiclass linear: signed coefficient per
+                                             -- class, in the order of datasets.classes
     )
     """,
 ]

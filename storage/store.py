@@ -60,7 +60,7 @@ class ResultStore:
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
-        self._labels: dict[str, tuple[list[str], list[str]]] = {}
+        self._genes: dict[str, list[str]] = {}
 
     # datasets ---------------------------------------------------------------
 
@@ -359,56 +359,67 @@ class ResultStore:
             self.con.register("importance_rows", rows)
             try:
                 self.con.execute(
-                    "INSERT INTO importances (job_id, dataset_id, model, seed, class_label, "
-                    "gene, importance, coef, rank) SELECT job_id, dataset_id, model, seed, "
-                    "class_label, gene, importance, coef, rank FROM importance_rows"
+                    "INSERT INTO importances (job_id, dataset_id, model, seed, gene, "
+                    "importance, coef, rank, class_coefs) SELECT job_id, dataset_id, model, "
+                    "seed, gene, importance, coef, rank, class_coefs FROM importance_rows"
                 )
             finally:
                 self.con.unregister("importance_rows")
         return {m["job_id"] for m in accepted}
 
-    def _labels_of(self, dataset_id: str) -> tuple[list[str], list[str]]:
-        if dataset_id not in self._labels:
-            genes, classes = first(
+    def _genes_of(self, dataset_id: str) -> list[str]:
+        if dataset_id not in self._genes:
+            row = first(
                 self.con.execute(
-                    "SELECT genes, classes FROM datasets WHERE dataset_id = ?", [dataset_id]
+                    "SELECT genes FROM datasets WHERE dataset_id = ?", [dataset_id]
                 ).fetchall()
             )
-            self._labels[dataset_id] = (list(genes), list(classes))
-        return self._labels[dataset_id]
+            self._genes[dataset_id] = list(row[0])
+        return self._genes[dataset_id]
 
-    def _importance_rows(self, dataset_id: str, messages: list[dict]) -> pd.DataFrame | None:
-        """One frame of importance rows for runs on one dataset, from their packed arrays.
+    def _importance_rows(self, dataset_id: str, messages: list[dict]):
+        """One Arrow table of importance rows for runs on one dataset, from their packed arrays.
 
-        Names (job, model, gene, class) are categoricals over codes, so no string
-        is made per row; class index -1 (a summary row) is code -1, i.e. NULL.
+        Names (job, dataset, model, gene) are dictionary-encoded over codes, so
+        no string is made per row; a multiclass linear model's per-class
+        coefficients are a list per row, in the order of the dataset's classes.
         """
-        keys = ("class_index", "gene_index", "importance", "coef", "rank")
-        arrays = {k: [inbox.unpack(m["importances"][k]) for m in messages] for k in keys}
-        sizes = [len(a) for a in arrays["rank"]]
-        if not sum(sizes):
+        import pyarrow as pa
+
+        packed = [m["importances"] for m in messages]
+        gene_index = [inbox.unpack(p["gene_index"]) for p in packed]
+        sizes = np.asarray([len(g) for g in gene_index])
+        if not sizes.sum():
             return None
         run = np.repeat(np.arange(len(messages)), sizes)
-        joined = {k: np.concatenate(v) for k, v in arrays.items()}
-        genes, classes = self._labels_of(dataset_id)
+        genes = self._genes_of(dataset_id)
+        coef = np.concatenate([inbox.unpack(p["coef"]) for p in packed])
+        widths = np.repeat(np.asarray([p["n_classes"] for p in packed]), sizes)
+        offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int32)
+        class_coefs = pa.ListArray.from_arrays(
+            pa.array(offsets),
+            pa.array(np.concatenate([inbox.unpack(p["class_coefs"]) for p in packed])),
+            mask=pa.array(widths == 0),
+        )
 
-        def names(key: str) -> pd.Categorical:
+        def names(key: str) -> pa.DictionaryArray:
             values = [m[key] for m in messages]
             categories = sorted(set(values))
             codes = np.asarray([categories.index(v) for v in values], dtype=np.int32)
-            return pd.Categorical.from_codes(codes[run], categories)
+            return pa.DictionaryArray.from_arrays(codes[run], categories)
 
-        return pd.DataFrame(
+        return pa.table(
             {
                 "job_id": names("job_id"),
                 "dataset_id": names("dataset_id"),
                 "model": names("model"),
                 "seed": np.asarray([m["seed"] for m in messages], dtype=np.int64)[run],
-                "class_label": pd.Categorical.from_codes(joined["class_index"], classes),
-                "gene": pd.Categorical.from_codes(joined["gene_index"], genes),
-                "importance": joined["importance"],
-                "coef": joined["coef"],
-                "rank": joined["rank"],
+                "gene": pa.DictionaryArray.from_arrays(np.concatenate(gene_index), genes),
+                "importance": np.concatenate([inbox.unpack(p["importance"]) for p in packed]),
+                "coef": pa.array(coef, mask=np.isnan(coef)),
+                # rank 1 = most important: the selection travels in that order
+                "rank": np.concatenate([np.arange(1, n + 1, dtype=np.int32) for n in sizes]),
+                "class_coefs": class_coefs,
             }
         )
 

@@ -26,12 +26,24 @@ TASK_NAME = "genejobs.importance_run"
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """The outcome of one seeded fit. Importance columns are parallel tuples.
+class Selection:
+    """The genes a fitted model selected (non-zero importance), most important first.
 
-    `class_index` is -1 for the summary row of a gene and the class code for a
-    linear model's per-class coefficient rows.
+    `coef` is the signed coefficient of a linear model (for multiclass, the one
+    of largest magnitude), else None. `class_coefs` holds a multiclass linear
+    model's signed coefficients per class, one row per selected gene and one
+    column per class, else None.
     """
+
+    gene_index: tuple[int, ...] = ()
+    importance: tuple[float, ...] = ()
+    coef: tuple[float, ...] | None = None
+    class_coefs: tuple[tuple[float, ...], ...] | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one seeded fit."""
 
     seed: int
     n_train: int
@@ -41,52 +53,43 @@ class RunResult:
     recall: float
     f1: float
     fit_seconds: float
-    class_index: tuple[int, ...]
-    gene_index: tuple[int, ...]
-    importance: tuple[float, ...]
-    coef: tuple[float | None, ...]
-    rank: tuple[int, ...]
+    selection: Selection
 
     @property
     def n_selected(self) -> int:
-        return sum(1 for c in self.class_index if c == -1)
+        return len(self.selection.gene_index)
 
 
-def _ranked(importance: np.ndarray, class_index: int, coef: np.ndarray | None):
-    """Rows for the genes with non-zero importance, ranked 1 = most important."""
+def _select(importance: np.ndarray, coef: np.ndarray | None = None, class_coefs=None):
+    """The genes with non-zero importance, most important first (ties in gene order)."""
     nonzero = np.flatnonzero(importance != 0)
     order = nonzero[np.argsort(-importance[nonzero], kind="stable")]
-    return (
-        [class_index] * len(order),
-        order.tolist(),
-        importance[order].tolist(),
-        coef[order].tolist() if coef is not None else [None] * len(order),
-        list(range(1, len(order) + 1)),
+    return Selection(
+        gene_index=tuple(order.tolist()),
+        importance=tuple(importance[order].tolist()),
+        coef=None if coef is None else tuple(coef[order].tolist()),
+        class_coefs=None if class_coefs is None else tuple(map(tuple, class_coefs.T[order])),
     )
 
 
-def gene_importances(estimator, model: str, n_classes: int):
-    """Importance rows of a fitted estimator: summary rows, then per-class rows for linear models.
+def gene_importances(estimator, model: str) -> Selection:
+    """The genes a fitted estimator selected, with their importances.
 
     Trees: feature_importances_. Linear: importance = |coef|; for multiclass the
-    summary is the mean |coef| over classes and its signed value is the
-    coefficient of largest magnitude, and each class has rows of its own.
+    summary is the mean |coef| over classes, its signed value the coefficient of
+    largest magnitude, and every class's signed coefficient is kept as well.
     """
     kind = model_kind(model)
     if kind == "none":
-        return [], [], [], [], []
+        return Selection()
     if kind == "tree":
-        return _ranked(np.asarray(estimator.feature_importances_, dtype=np.float64), -1, None)
+        return _select(np.asarray(estimator.feature_importances_, dtype=np.float64))
     coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
     if coef.shape[0] == 1:
-        return _ranked(np.abs(coef[0]), -1, coef[0])
+        return _select(np.abs(coef[0]), coef[0])
     magnitude = np.abs(coef)
     dominant = coef[magnitude.argmax(axis=0), np.arange(coef.shape[1])]
-    columns = _ranked(magnitude.mean(axis=0), -1, dominant)
-    for k in range(coef.shape[0]):
-        for total, part in zip(columns, _ranked(magnitude[k], k, coef[k]), strict=True):
-            total.extend(part)
-    return columns
+    return _select(magnitude.mean(axis=0), dominant, coef)
 
 
 def fit_run(matrix: ExpressionMatrix, model: str, seed: int, test_size: float) -> RunResult:
@@ -110,7 +113,6 @@ def fit_run(matrix: ExpressionMatrix, model: str, seed: int, test_size: float) -
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_test, predicted, average=average, zero_division=0
     )
-    classes, genes, importance, coef, rank = gene_importances(estimator, model, len(matrix.classes))
     return RunResult(
         seed=seed,
         n_train=len(y_train),
@@ -120,11 +122,7 @@ def fit_run(matrix: ExpressionMatrix, model: str, seed: int, test_size: float) -
         recall=float(recall),
         f1=float(f1),
         fit_seconds=fit_seconds,
-        class_index=tuple(classes),
-        gene_index=tuple(genes),
-        importance=tuple(importance),
-        coef=tuple(coef),
-        rank=tuple(rank),
+        selection=gene_importances(estimator, model),
     )
 
 
@@ -132,6 +130,20 @@ def fit_run(matrix: ExpressionMatrix, model: str, seed: int, test_size: float) -
 def _matrix(relative_path: str) -> ExpressionMatrix:
     # Dataset files are content-addressed and never change: load once per process.
     return load_matrix(settings().home / Path(relative_path))
+
+
+def packed_selection(selection: Selection) -> dict:
+    """A selection as JSON-safe packed arrays; absent coefficients travel as NaN."""
+    n = len(selection.gene_index)
+    coef = np.full(n, np.nan) if selection.coef is None else np.asarray(selection.coef)
+    class_coefs = np.asarray(selection.class_coefs or np.empty((n, 0)), dtype=np.float64)
+    return {
+        "gene_index": inbox.pack(selection.gene_index, "i4"),
+        "importance": inbox.pack(selection.importance, "f8"),
+        "coef": inbox.pack(coef, "f8"),
+        "n_classes": int(class_coefs.shape[1]) if n else 0,
+        "class_coefs": inbox.pack(class_coefs.ravel(), "f8"),
+    }
 
 
 def run_message(job_id: str, dataset_id: str, model: str, result: RunResult) -> dict:
@@ -150,14 +162,7 @@ def run_message(job_id: str, dataset_id: str, model: str, result: RunResult) -> 
         "fit_seconds": result.fit_seconds,
         "n_selected": result.n_selected,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
-        "importances": {
-            "class_index": inbox.pack(result.class_index, "i2"),
-            "gene_index": inbox.pack(result.gene_index, "i4"),
-            "importance": inbox.pack(result.importance, "f8"),
-            # None (no coefficient: tree models) travels as NaN and is stored as NULL
-            "coef": inbox.pack(np.asarray(result.coef, dtype=np.float64), "f8"),
-            "rank": inbox.pack(result.rank, "i4"),
-        },
+        "importances": packed_selection(result.selection),
     }
 
 

@@ -253,3 +253,15 @@ def test_the_installed_command_prints_one_line_too(stack, tmp_path):
     result = run_subprocess("datasets", "add", str(tmp_path / "nope.csv"), "--label", "x")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "no such file" in result.stderr
+
+
+def test_class_counts_need_per_class_coefficients(tissue):
+    some_class = sql("SELECT classes[1] FROM datasets WHERE name = 'tissue'")[0][0]
+    refused(
+        *f"genes count --dataset tissue --model dt --class {some_class}".split(),
+        expect="--class needs per-class coefficients",
+    )
+    refused(
+        *"genes count --dataset tissue --model lr --class no_such_tissue".split(),
+        expect="unknown class 'no_such_tissue'",
+    )

@@ -39,8 +39,7 @@ def test_a_job_records_distinct_seeds_and_its_gene_counts_match_the_rows(tissue)
 
     rows = pd.DataFrame(
         sql(
-            f"SELECT seed, gene, importance, coef, rank FROM importances "
-            f"WHERE job_id = '{job_id}' AND class_label IS NULL"
+            f"SELECT seed, gene, importance, coef, rank FROM importances WHERE job_id = '{job_id}'"
         ),
         columns=["seed", "gene", "importance", "coef", "rank"],
     )
@@ -62,11 +61,33 @@ def test_a_job_records_distinct_seeds_and_its_gene_counts_match_the_rows(tissue)
 
     top = frame_of(run("genes", "count", "--job", job_id, "--top", "5", "--format", "json"))
     assert top["runs"].sum() == 30 * 5
-    per_class = sql(
-        f"SELECT count(DISTINCT class_label) FROM importances "
-        f"WHERE job_id = '{job_id}' AND class_label IS NOT NULL"
+    # per class: every row keeps the 7 signed coefficients; one class counted directly
+    classes = sql("SELECT classes FROM datasets WHERE name = 'tissue'")[0][0]
+    coefs = pd.DataFrame(
+        sql(f"SELECT seed, gene, class_coefs FROM importances WHERE job_id = '{job_id}'"),
+        columns=["seed", "gene", "class_coefs"],
     )
-    assert per_class[0][0] == 7
+    assert coefs["class_coefs"].map(len).eq(7).all()
+    coefs["magnitude"] = coefs["class_coefs"].map(lambda c: abs(c[2]))
+    top3 = coefs.sort_values("magnitude", ascending=False).groupby("seed").head(3)
+    expected_top3 = top3["gene"].value_counts()
+    counted = frame_of(
+        run(
+            "genes",
+            "count",
+            "--job",
+            job_id,
+            "--class",
+            classes[2],
+            "--top",
+            "3",
+            "--format",
+            "json",
+        )
+    ).set_index("gene")["runs"]
+    assert counted.sort_index().to_dict() == expected_top3.sort_index().to_dict()
+    wrong = run("genes", "count", "--job", job_id, "--class", "no_such_class", ok=False)
+    assert wrong.exit_code == 2 and "unknown class" in wrong.stderr
 
 
 def test_explicit_seeds_are_used_once_and_refused_after(tissue):
@@ -121,7 +142,7 @@ def test_a_killed_worker_still_ends_with_every_seed_recorded_once(tissue):
     assert counts["done"] == 40 and counts["failed"] == 0
     per_seed = sql(f"""SELECT r.seed, count(i.gene), count(DISTINCT i.gene)
                        FROM runs r JOIN importances i USING (dataset_id, model, seed)
-                       WHERE r.job_id = '{job_id}' AND i.class_label IS NULL GROUP BY r.seed""")
+                       WHERE r.job_id = '{job_id}' GROUP BY r.seed""")
     assert len(per_seed) == 40
     assert all(n == distinct for _, n, distinct in per_seed)
 

@@ -262,6 +262,6 @@ def test_class_counts_need_per_class_coefficients(tissue):
         expect="--class needs per-class coefficients",
     )
     refused(
-        *"genes count --dataset tissue --model lr --class no_such_tissue".split(),
+        *["genes", "count", "--dataset", "tissue", "--model", "lr", "--class", "no_such_tissue"],
         expect="unknown class 'no_such_tissue'",
     )

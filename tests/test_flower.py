@@ -41,7 +41,8 @@ def test_flower_lists_the_tasks_of_a_job(tissue):
             tasks = wait_until(listed, 120, 0.5, "Flower to list the job's three tasks")
         except AssertionError as exc:
             seen = {k: (t.get("name"), t.get("state")) for k, t in flower_tasks(port).items()}
-            raise AssertionError(f"{exc}; Flower lists {seen}") from None
+            log = (settings().logs_dir / "flower.log").read_text()[-3000:]
+            raise AssertionError(f"{exc}; Flower lists {seen}; its log ends:\n{log}") from None
         names = sorted(t["name"] for t in tasks)
         assert names == [f"importance lr seed={s} job={job_id}" for s in (101, 202, 303)]
         assert all(job_id in t["kwargs"] for t in tasks)

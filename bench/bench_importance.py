@@ -291,15 +291,11 @@ def serial_loop(matrix: ExpressionMatrix, model: str, seeds: list[int], csv_dir:
                 csv.writer(handle).writerow([seed, model, result.accuracy, result.n_selected])
             with genes_csv.open("a", newline="") as handle:
                 writer = csv.writer(handle)
-                for klass, gene, importance, rank in zip(
-                    result.class_index,
-                    result.gene_index,
-                    result.importance,
-                    result.rank,
-                    strict=True,
+                chosen = result.selection
+                for rank, (gene, importance) in enumerate(
+                    zip(chosen.gene_index, chosen.importance, strict=True), start=1
                 ):
-                    if klass == -1:
-                        writer.writerow([seed, matrix.genes[gene], importance, rank])
+                    writer.writerow([seed, matrix.genes[gene], importance, rank])
 
 
 def bench_runs(
@@ -461,7 +457,8 @@ def build_gene_store(path: Path, runs: int, genes: int, jobs: int) -> dict:
         )
         con.execute(
             f"""INSERT INTO importances
-                SELECT {job_of_run}, 'benchgenes000000', 'lr', r + 1, NULL, {gene_name},
+                    (job_id, dataset_id, model, seed, gene, importance, coef, rank)
+                SELECT {job_of_run}, 'benchgenes000000', 'lr', r + 1, {gene_name},
                        random(), random() - 0.5, ((g * 7 + r) % $genes) + 1
                 FROM range($runs) t(r), range($genes) u(g)
                 ORDER BY r, g""",

@@ -62,7 +62,10 @@ def count(job_id, dataset, model, top, min_importance, class_label, limit, plot,
     if plot:
         from cli.plots import gene_counts_png
 
-        gene_counts_png(table.head(30), total, where.label, plot)
+        criterion = [f"top {top}" if top else "non-zero importance"]
+        criterion += [f"class {class_label}"] if class_label else []
+        criterion += [f"importance >= {min_importance:g}"] if min_importance is not None else []
+        gene_counts_png(table.head(30), total, f"{where.label} ({', '.join(criterion)})", plot)
     if fmt == "table":
         click.echo(f"{total} runs counted ({where.label})")
     frame(table, fmt, title=f"genes selected in {total} runs")

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
+from worker.config import settings
 
 REPO = Path(__file__).resolve().parents[1]
 TISSUE = REPO.parent / "shared" / "data" / "tissue_gene_expression.csv"
@@ -117,3 +118,44 @@ def job_done(job_id: str) -> dict:
 
     counts = inbox.progress(job_id)
     return counts if counts and counts.get("pending", 1) == 0 else {}
+
+
+# Directories of the data dir that change by themselves (logs, pid files, Redis's log).
+_VOLATILE = {"logs", "run", "redis"}
+
+
+def snapshot() -> tuple[dict, list]:
+    """Everything a command could have written: every table's row count, the data dir's files."""
+    from storage.db import reading
+
+    with reading() as con:
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+                "ORDER BY table_name"
+            ).fetchall()
+        ]
+        counts = dict(zip(tables, con.execute(
+            "SELECT " + ", ".join(f'(SELECT count(*) FROM "{t}")' for t in tables)
+        ).fetchall()[0], strict=True))  # fmt: skip
+    home = settings().home
+    files = sorted(
+        str(p.relative_to(home)) for p in home.rglob("*")
+        if p.is_file() and p.relative_to(home).parts[0] not in _VOLATILE
+        and not p.name.endswith(".wal")
+    )  # fmt: skip
+    return counts, files
+
+
+def refused(*args: str, expect: str) -> str:
+    """Run a command that must fail: one line on stderr, a non-zero exit, nothing written."""
+    before = snapshot()
+    result = run(*args, ok=False)
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    assert expect in lines[0], lines[0]
+    assert snapshot() == before
+    return lines[0]

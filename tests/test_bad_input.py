@@ -6,34 +6,7 @@ import pandas as pd
 import pytest
 
 from storage.synth import expression
-from tests.conftest import run, run_subprocess, sql
-from worker.config import settings
-
-
-def snapshot():
-    """Everything a command could have written: database rows and files in the data dir."""
-    tables = {
-        t: sql(f"SELECT count(*) FROM {t}")[0][0]
-        for t in ("datasets", "jobs", "runs", "importances")
-    }
-    files = sorted(
-        str(p)
-        for p in settings().home.rglob("*")
-        if p.is_file() and p.parent.name in ("datasets", "spool")
-    )
-    return tables, files
-
-
-def refused(*args: str, expect: str):
-    before = snapshot()
-    result = run(*args, ok=False)
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert expect in lines[0], lines[0]
-    assert snapshot() == before
-    return lines[0]
+from tests.conftest import refused, run, run_subprocess, sql
 
 
 def write(tmp_path, table: pd.DataFrame, name="data.csv", **kwargs) -> str:

@@ -15,8 +15,7 @@ import pytest
 
 from storage.synth import expression
 from tasks.candidates import CANDIDATES, METRICS
-from tests.conftest import frame_of, run, sql
-from tests.test_bad_input import refused as refused_importance_input
+from tests.conftest import frame_of, refused, run, sql
 from worker.config import settings
 
 SMALL = "search_small"
@@ -205,27 +204,6 @@ def test_evaluate_over_many_split_seeds_prints_the_spread(searched, tmp_path):
 # bad input ------------------------------------------------------------------------------
 
 
-def snapshot():
-    tables = {
-        t: sql(f"SELECT count(*) FROM {t}")[0][0]
-        for t in ("datasets", "jobs", "runs", "model_runs", "search_folds", "test_results")
-    }
-    files = sorted(str(p) for p in settings().home.rglob("*") if p.is_file()
-                   and p.parent.name in ("datasets", "spool", "models"))  # fmt: skip
-    return tables, files
-
-
-def refused(*args: str, expect: str) -> str:
-    before = snapshot()
-    result = run(*args, ok=False)
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert expect in lines[0], lines[0]
-    assert snapshot() == before
-    return lines[0]
-
-
 def test_unknown_model_id(searched):
     refused("evaluate", "srch-nothing-lr", expect="unknown model 'srch-nothing-lr'")
     refused("models", "show", "srch-nothing-lr", expect="unknown model 'srch-nothing-lr'")
@@ -263,7 +241,7 @@ def test_train_size_outside_zero_one(small, size):
 
 
 def test_search_of_an_unknown_dataset(stack):
-    refused_importance_input("search", "no_such_set", expect="unknown dataset 'no_such_set'")
+    refused("search", "no_such_set", expect="unknown dataset 'no_such_set'")
 
 
 def test_no_logs_log_in_the_test_directory():

@@ -8,31 +8,7 @@ import pickle
 import pytest
 
 from storage import synth_l2g
-from tests.conftest import run, sql
-from worker.config import settings
-
-TABLES = ("shap_jobs", "shap_shards", "shap_models", "shap_features", "shap_rows", "shap_values")
-
-
-def snapshot():
-    counts = {t: sql(f"SELECT count(*) FROM {t}")[0][0] for t in TABLES}
-    home = settings().home
-    files = sorted(
-        str(p) for folder in ("shap", "spool") for p in (home / folder).rglob("*") if p.is_file()
-    )
-    return counts, files
-
-
-def refused(*args: str, expect: str) -> str:
-    before = snapshot()
-    result = run(*args, ok=False)
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert expect in lines[0], lines[0]
-    assert snapshot() == before
-    return lines[0]
+from tests.conftest import refused, run
 
 
 @pytest.fixture(scope="module")

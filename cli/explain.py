@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
@@ -171,19 +170,14 @@ def run(
     job_id = "shap-" + uuid.uuid4().hex[:10]
     plan = _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engine)
     enqueue_shards(plan)
-    if wait is None:
-        wait = sys.stdout.isatty()
-    if not wait:
-        click.echo(job_id)
-        return
-    from cli.runs import wait_for
+    from cli.runs import follow
 
-    click.echo(
+    header = (
         f"job {job_id}: {len(prepared.input)} rows, {len(prepared.features)} features, "
-        f"{len(plan['shards'])} shards",
-        err=True,
+        f"{len(plan['shards'])} shards"
     )
-    wait_for(job_id, len(plan["shards"]))
+    if follow(job_id, wait, header, len(plan["shards"])) is None:
+        return
     _report(job_id)
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 
 import click
 
-from cli.runs import enqueue_runs, report, wait_for
+from cli.runs import enqueue_runs, follow, report
 from storage.store import SEED_LIMIT
 from tasks.models import MODELS
 from worker import inbox
@@ -89,13 +88,10 @@ def importance(dataset, model, runs, test_size, seeds, seed_max, wait):
     )
     enqueue_runs(plan)
     job_id = plan["job_id"]
-    if wait is None:
-        wait = sys.stdout.isatty()
-    if not wait:
-        click.echo(job_id)
-        return
-    click.echo(f"job {job_id}: {len(plan['seeds'])} runs of {model} on {plan['dataset']}", err=True)
-    report(job_id, wait_for(job_id, len(plan["seeds"])))
+    header = f"job {job_id}: {len(plan['seeds'])} runs of {model} on {plan['dataset']}"
+    counts = follow(job_id, wait, header, len(plan["seeds"]))
+    if counts is not None:
+        report(job_id, counts)
 
 
 COMMANDS = [importance]

@@ -80,6 +80,20 @@ def wait_for(job_id: str, total: int, poll: float = 0.2) -> dict[str, int]:
     return counts
 
 
+def follow(job_id: str, wait: bool | None, header: str, total: int) -> dict[str, int] | None:
+    """Print the job id and return (--no-wait), or show the job's progress until it ends.
+
+    Without --wait/--no-wait, follow the job when stdout is a terminal.
+    """
+    if wait is None:
+        wait = sys.stdout.isatty()
+    if not wait:
+        click.echo(job_id)
+        return None
+    click.echo(header, err=True)
+    return wait_for(job_id, total)
+
+
 def report(job_id: str, counts: dict[str, int]) -> None:
     """Print how a job ended; fail the command if any run failed."""
     click.echo(

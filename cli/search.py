@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 
 import click
@@ -130,19 +129,14 @@ def search(dataset, include, exclude, folds, sort, session_id, train_size, wait,
     )
     total = enqueue_folds(plan)
     job_id = plan["job_id"]
-    if wait is None:
-        wait = sys.stdout.isatty()
-    if not wait:
-        click.echo(job_id)
-        return
-    from cli.runs import wait_for
+    from cli.runs import follow
 
-    click.echo(
+    header = (
         f"job {job_id}: {len(plan['models'])} models x {plan['setup']['folds']} folds on "
-        f"{plan['dataset']} (session id {plan['setup']['session_id']})",
-        err=True,
+        f"{plan['dataset']} (session id {plan['setup']['session_id']})"
     )
-    wait_for(job_id, total + 1)
+    if follow(job_id, wait, header, total + 1) is None:
+        return
     print_leaderboard(job_id, fmt)
 
 

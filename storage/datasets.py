@@ -106,7 +106,8 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
-def _list(names, limit=5) -> str:
+def listed(names, limit=5) -> str:
+    """Names for an error message: the first few, and how many more."""
     names = [str(n) for n in names]
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
@@ -122,7 +123,7 @@ def prepare(
     """Validate a table of samples x genes plus a label; raise InputError on the first problem."""
     if label_col not in frame.columns:
         raise InputError(
-            f"label column '{label_col}' is not in {source} (columns: {_list(frame.columns)})"
+            f"label column '{label_col}' is not in {source} (columns: {listed(frame.columns)})"
         )
     if id_col is not None:
         if id_col not in frame.columns:
@@ -132,7 +133,7 @@ def prepare(
         ids = frame[id_col].astype(str)
         if ids.duplicated().any():
             dup = ids[ids.duplicated()].unique()
-            raise InputError(f"duplicate sample ids in {source}: {_list(dup)}")
+            raise InputError(f"duplicate sample ids in {source}: {listed(dup)}")
         index = pd.Index(ids, name=id_col)
     else:
         index = pd.Index([f"sample_{i + 1}" for i in range(len(frame))], name="sample_id")
@@ -155,7 +156,7 @@ def prepare(
     if non_numeric:
         hint = " (is one of them the sample id? pass --id-col)" if id_col is None else ""
         raise InputError(
-            f"{len(non_numeric)} gene columns are not numeric: {_list(non_numeric)}{hint}"
+            f"{len(non_numeric)} gene columns are not numeric: {listed(non_numeric)}{hint}"
         )
     values = gene_frame.to_numpy(dtype=np.float64, copy=True)
     if not np.isfinite(values[~np.isnan(values)]).all():
@@ -178,7 +179,7 @@ def prepare(
                 fill = (np.nanmean if impute == "mean" else np.nanmedian)(values, axis=0)
             if np.isnan(fill).any():
                 empty = [genes[i] for i in np.flatnonzero(np.isnan(fill))]
-                raise InputError(f"genes with no values at all cannot be imputed: {_list(empty)}")
+                raise InputError(f"genes with no values at all cannot be imputed: {listed(empty)}")
         values = np.where(missing, fill[None, :], values)
     label_text = labels.astype(str).to_numpy()
     classes, counts = np.unique(label_text, return_counts=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from storage.datasets import listed
 from tasks.tree_models import TreeModel, choose_engine, load_model, sniff_format
 from worker.errors import InputError
 
@@ -81,12 +82,6 @@ def read_manifest(path: Path) -> list[ModelChoice]:
     return choices
 
 
-def _listed(names, limit=5) -> str:
-    names = [str(n) for n in names]
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
 def prepare_job(
     frame: pd.DataFrame,
     choices: list[ModelChoice],
@@ -133,7 +128,7 @@ def prepare_job(
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise InputError(
-            f"{source} lacks {len(missing)} feature columns the model needs: {_listed(missing)}"
+            f"{source} lacks {len(missing)} feature columns the model needs: {listed(missing)}"
         )
     models = []
     for model_id, (choice, fmt, model) in enumerate(loaded):
@@ -144,10 +139,10 @@ def prepare_job(
                 if lacking:
                     raise InputError(
                         f"{source} lacks {len(lacking)} feature columns the model "
-                        f"{choice.source} needs: {_listed(lacking)}"
+                        f"{choice.source} needs: {listed(lacking)}"
                     )
                 raise InputError(
-                    f"model {choice.source} uses features outside --features: {_listed(unknown)}"
+                    f"model {choice.source} uses features outside --features: {listed(unknown)}"
                 )
             if len(model.features) != len(features):
                 raise InputError(
@@ -179,7 +174,7 @@ def prepare_job(
         if not pd.api.types.is_numeric_dtype(block[c]) or pd.api.types.is_bool_dtype(block[c])
     ]
     if not_numeric:
-        raise InputError(f"feature columns that are not numeric: {_listed(not_numeric)}")
+        raise InputError(f"feature columns that are not numeric: {listed(not_numeric)}")
     model_of_row = _model_of_rows(frame, partition_col, models)
     if id_cols:
         keys = frame[id_cols[0]].astype(str)
@@ -188,7 +183,7 @@ def prepare_job(
         if keys.duplicated().any():
             raise InputError(
                 f"the id columns {', '.join(id_cols)} do not identify rows: "
-                f"{_listed(keys[keys.duplicated()].unique())} repeat"
+                f"{listed(keys[keys.duplicated()].unique())} repeat"
             )
     else:
         keys = pd.Series(np.arange(len(frame)).astype(str))
@@ -236,6 +231,6 @@ def _model_of_rows(
     if unmatched:
         count = int(values.isin(unmatched).sum())
         raise InputError(
-            f"{count} rows have a {partition_col} value with no model: {_listed(unmatched)}"
+            f"{count} rows have a {partition_col} value with no model: {listed(unmatched)}"
         )
     return values.map(owner).to_numpy()

@@ -17,30 +17,27 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 def enqueue_tests(plan: dict) -> int:
-    from worker.app import sender
+    """Send one holdout test task per split seed of a plan; return how many were sent."""
+    from worker.app import Call, enqueue
 
-    app = sender()
-
-    with app.producer_or_acquire() as producer:
-        for test in plan["tests"]:
-            app.send_task(
-                TASK_NAME,
-                kwargs={
-                    "job_id": plan["job_id"],
-                    "test_id": test["test_id"],
-                    "dataset_path": plan["dataset_path"],
-                    "estimator": plan["estimator"],
-                    "params": plan["params"],
-                    "split_seed": test["split_seed"],
-                    "hyper_seed": test["hyper_seed"],
-                    "test_size": plan["test_size"],
-                },
-                queue=inbox.COMPUTE_QUEUE,
-                task_id=test["test_id"],
-                producer=producer,
-                shadow=f"evaluate {plan['model_id']} split={test['split_seed']}",
-            )
-    return len(plan["tests"])
+    return enqueue(
+        Call(
+            TASK_NAME,
+            {
+                "job_id": plan["job_id"],
+                "test_id": test["test_id"],
+                "dataset_path": plan["dataset_path"],
+                "estimator": plan["estimator"],
+                "params": plan["params"],
+                "split_seed": test["split_seed"],
+                "hyper_seed": test["hyper_seed"],
+                "test_size": plan["test_size"],
+            },
+            test["test_id"],
+            f"evaluate {plan['model_id']} split={test['split_seed']}",
+        )
+        for test in plan["tests"]
+    )
 
 
 def spread(accuracy: pd.Series) -> dict:

@@ -62,30 +62,27 @@ def _read_source(table: str) -> tuple:
 
 def enqueue_shards(plan: dict, retry: bool = False) -> int:
     """Send one compute task per shard of a plan; return how many were sent."""
-    from worker.app import sender
+    from worker.app import Call, enqueue
 
-    app = sender()
-    with app.producer_or_acquire() as producer:
-        for shard in plan["shards"]:
-            suffix = f"-{uuid.uuid4().hex[:6]}" if retry else ""
-            app.send_task(
-                TASK_NAME,
-                kwargs={
-                    "job_id": plan["job_id"],
-                    "shard": shard["shard"],
-                    "input_path": plan["input_path"],
-                    "first_row": shard["first_row"],
-                    "n_rows": shard["n_rows"],
-                    "models": plan["models"],
-                    "zero_is_present": plan["zero_is_present"],
-                    "engine": plan["engine"],
-                },
-                queue=inbox.COMPUTE_QUEUE,
-                task_id=f"{plan['job_id']}-{shard['shard']}{suffix}",
-                producer=producer,
-                shadow=f"shap shard={shard['shard']} job={plan['job_id']}",
-            )
-    return len(plan["shards"])
+    job_id = plan["job_id"]
+    return enqueue(
+        Call(
+            TASK_NAME,
+            {
+                "job_id": job_id,
+                "shard": shard["shard"],
+                "input_path": plan["input_path"],
+                "first_row": shard["first_row"],
+                "n_rows": shard["n_rows"],
+                "models": plan["models"],
+                "zero_is_present": plan["zero_is_present"],
+                "engine": plan["engine"],
+            },
+            f"{job_id}-{shard['shard']}" + (f"-{uuid.uuid4().hex[:6]}" if retry else ""),
+            f"shap shard={shard['shard']} job={job_id}",
+        )
+        for shard in plan["shards"]
+    )
 
 
 @shap.command("run")

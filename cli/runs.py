@@ -15,28 +15,25 @@ TASK_NAME = "genejobs.importance_run"  # tasks.importance.TASK_NAME, without imp
 
 def enqueue_runs(plan: dict, retry: bool = False) -> int:
     """Send one compute task per seed of a plan; return how many were sent."""
-    from worker.app import sender
+    from worker.app import Call, enqueue
 
-    app = sender()
-    with app.producer_or_acquire() as producer:
-        for seed in plan["seeds"]:
-            task_id = f"{plan['job_id']}-{seed}" + (f"-{uuid.uuid4().hex[:6]}" if retry else "")
-            app.send_task(
-                TASK_NAME,
-                kwargs={
-                    "job_id": plan["job_id"],
-                    "dataset_id": plan["dataset_id"],
-                    "dataset_path": plan["dataset_path"],
-                    "model": plan["model"],
-                    "seed": seed,
-                    "test_size": plan["test_size"],
-                },
-                queue=inbox.COMPUTE_QUEUE,
-                task_id=task_id,
-                producer=producer,
-                shadow=f"importance {plan['model']} seed={seed} job={plan['job_id']}",
-            )
-    return len(plan["seeds"])
+    job_id, model = plan["job_id"], plan["model"]
+    return enqueue(
+        Call(
+            TASK_NAME,
+            {
+                "job_id": job_id,
+                "dataset_id": plan["dataset_id"],
+                "dataset_path": plan["dataset_path"],
+                "model": model,
+                "seed": seed,
+                "test_size": plan["test_size"],
+            },
+            f"{job_id}-{seed}" + (f"-{uuid.uuid4().hex[:6]}" if retry else ""),
+            f"importance {model} seed={seed} job={job_id}",
+        )
+        for seed in plan["seeds"]
+    )
 
 
 def wait_for(job_id: str, total: int, poll: float = 0.2) -> dict[str, int]:

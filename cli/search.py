@@ -28,29 +28,26 @@ def enqueue_folds(plan: dict) -> int:
     Longest first keeps every worker busy to the end: a slow model's folds run
     side by side instead of trailing behind the quick ones.
     """
-    from worker.app import sender
+    from worker.app import Call, enqueue
 
-    app = sender()
-
+    job_id = plan["job_id"]
     units = [(m, f) for m in plan["models"] for f in range(plan["setup"]["folds"])]
     units.sort(key=lambda unit: -CANDIDATES[unit[0]].cost)
-    with app.producer_or_acquire() as producer:
-        for model, fold in units:
-            app.send_task(
-                FOLD_TASK,
-                kwargs={
-                    "job_id": plan["job_id"],
-                    "dataset_path": plan["dataset_path"],
-                    "setup": plan["setup"],
-                    "model": model,
-                    "fold": fold,
-                },
-                queue=inbox.COMPUTE_QUEUE,
-                task_id=f"{plan['job_id']}-{model}-{fold}",
-                producer=producer,
-                shadow=f"search {model} fold={fold} job={plan['job_id']}",
-            )
-    return len(units)
+    return enqueue(
+        Call(
+            FOLD_TASK,
+            {
+                "job_id": job_id,
+                "dataset_path": plan["dataset_path"],
+                "setup": plan["setup"],
+                "model": model,
+                "fold": fold,
+            },
+            f"{job_id}-{model}-{fold}",
+            f"search {model} fold={fold} job={job_id}",
+        )
+        for model, fold in units
+    )
 
 
 def print_leaderboard(job_id: str, fmt: str) -> None:

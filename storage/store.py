@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -53,6 +54,26 @@ def check_split(n_samples: int, class_counts: list[int], test_size: float) -> No
             f"--test-size {test_size} gives {n_train} training and {n_test} test samples; "
             f"a stratified split of {n_classes} classes needs at least {n_classes} in each"
         )
+
+
+# What a finished run's message sets, and the key that finds its row.
+DONE_FIELDS = (
+    "accuracy", "precision", "recall", "f1", "n_train", "n_test", "n_selected",
+    "fit_seconds", "worker",
+)  # fmt: skip
+RUN_KEY = ("dataset_id", "model", "seed", "job_id")
+
+
+def _done_update(value: Callable[[str], str], source: str = "") -> str:
+    """The UPDATE that records runs as done unless they already are; `value(field)` is its SQL."""
+    assignments = ", ".join(f"{field} = {value(field)}" for field in DONE_FIELDS)
+    match = " AND ".join(f"runs.{key} = {value(key)}" for key in RUN_KEY)
+    return (
+        f"UPDATE runs SET status = '{RunStatus.DONE.value}', {assignments}, error = NULL, "
+        f"attempts = runs.attempts + 1, finished_at = now() {source} "
+        f"WHERE {match} AND runs.status <> '{RunStatus.DONE.value}' "
+        "RETURNING runs.dataset_id, runs.model, runs.seed"
+    )
 
 
 class ResultStore:
@@ -326,26 +347,7 @@ class ResultStore:
         unique: dict[tuple, dict] = {}
         for message in messages:
             unique.setdefault((message["dataset_id"], message["model"], message["seed"]), message)
-        fields = [
-            {k: v for k, v in m.items() if k not in ("importances", "op")} for m in unique.values()
-        ]
-        batch = pd.DataFrame(fields)
-        self.con.register("batch", batch)
-        try:
-            moved = self.con.execute(
-                f"""UPDATE runs SET status = '{RunStatus.DONE.value}', accuracy = b.accuracy,
-                        precision = b.precision, recall = b.recall, f1 = b.f1,
-                        n_train = b.n_train, n_test = b.n_test, n_selected = b.n_selected,
-                        fit_seconds = b.fit_seconds, worker = b.worker, error = NULL,
-                        attempts = runs.attempts + 1, finished_at = now()
-                    FROM batch b
-                    WHERE runs.dataset_id = b.dataset_id AND runs.model = b.model
-                      AND runs.seed = b.seed AND runs.job_id = b.job_id
-                      AND runs.status <> '{RunStatus.DONE.value}'
-                    RETURNING runs.dataset_id, runs.model, runs.seed"""
-            ).fetchall()
-        finally:
-            self.con.unregister("batch")
+        moved = self._move_to_done(list(unique.values()))
         if not moved:
             return set()
         accepted = [unique[(d, m, int(s))] for d, m, s in moved]
@@ -366,6 +368,27 @@ class ResultStore:
             finally:
                 self.con.unregister("importance_rows")
         return {m["job_id"] for m in accepted}
+
+    def _move_to_done(self, messages: list[dict]) -> list[tuple]:
+        """Set the runs of `messages` to done unless they already are; return the runs moved.
+
+        A lone result (the common case when runs trickle in) takes a statement
+        with parameters, which costs about half of registering a one-row frame
+        and joining it; a batch joins its frame.
+        """
+        if len(messages) == 1:
+            m = messages[0]
+            return self.con.execute(
+                _done_update(lambda _: "?"), [m[field] for field in (*DONE_FIELDS, *RUN_KEY)]
+            ).fetchall()
+        fields = [{k: v for k, v in m.items() if k not in ("importances", "op")} for m in messages]
+        self.con.register("batch", pd.DataFrame(fields))
+        try:
+            return self.con.execute(
+                _done_update(lambda field: f"b.{field}", "FROM batch b")
+            ).fetchall()
+        finally:
+            self.con.unregister("batch")
 
     def _genes_of(self, dataset_id: str) -> list[str]:
         if dataset_id not in self._genes:
@@ -489,14 +512,20 @@ class ResultStore:
             "test_size": rows[0][1] if rows else None,
         }
 
-    def job_counts(self, job_ids: set[str]) -> dict[str, dict[str, int]]:
-        """Run (or SHAP shard) counts by status for the given jobs, for progress reporting."""
+    def job_counts(self, job_ids: set[str], table: str = "runs") -> dict[str, dict[str, int]]:
+        """Unit counts by status for the given jobs, for progress reporting.
+
+        `table` holds the jobs' units: `runs` for seeded runs, `shap_shards`
+        for SHAP jobs. One table, not their union: the writer calls this after
+        every batch, and a lone run's latency feels every millisecond.
+        """
+        if table not in ("runs", "shap_shards"):
+            raise ValueError(f"no units of jobs in table {table!r}")
         if not job_ids:
             return {}
         ids = sorted(job_ids)
         rows = self.con.execute(
-            f"SELECT job_id, status, count(*) FROM "
-            f"(SELECT job_id, status FROM runs UNION ALL SELECT job_id, status FROM shap_shards) "
+            f"SELECT job_id, status, count(*) FROM {table} "
             f"WHERE job_id IN ({', '.join('?' * len(ids))}) GROUP BY ALL",
             ids,
         ).fetchall()

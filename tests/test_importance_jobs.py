@@ -147,6 +147,43 @@ def test_a_killed_worker_still_ends_with_every_seed_recorded_once(tissue):
     assert all(n == distinct for _, n, distinct in per_seed)
 
 
+def test_a_repeated_result_changes_nothing_alone_or_in_a_batch(tissue):
+    # Redelivery hands the writer copies of results it has recorded: one at a
+    # time (a statement with parameters) or several at once (a joined frame).
+    from storage.datasets import load_matrix
+    from tasks.importance import fit_run, run_message
+
+    result = run("importance", tissue, "--model", "lr", "--runs", "3", "--wait")
+    job_id = result.output.split("job ")[1].split(":")[0]
+    dataset_id, path = sql(
+        f"SELECT dataset_id, d.path FROM jobs JOIN datasets d USING (dataset_id) "
+        f"WHERE job_id = '{job_id}'"
+    )[0]
+    runs = sql(f"SELECT seed, test_size FROM runs WHERE job_id = '{job_id}' ORDER BY seed")
+    matrix = load_matrix(settings().home / path)
+    copies = [
+        json.dumps(run_message(job_id, dataset_id, "lr", fit_run(matrix, "lr", seed, test_size)))
+        for seed, test_size in runs
+    ]
+
+    def state():
+        return (
+            sql(f"SELECT seed, status, attempts, accuracy FROM runs WHERE job_id = '{job_id}' "
+                "ORDER BY seed"),
+            sql(f"SELECT count(*), sum(importance) FROM importances WHERE job_id = '{job_id}'"),
+        )  # fmt: skip
+
+    before = state()
+    assert [status for _, status, _, _ in before[0]] == ["done"] * 3 and before[1][0][0] > 0
+    conn = inbox.client()
+    conn.lpush(inbox.INBOX, copies[0])
+    inbox.request({"op": "ping"})  # answered after every message pushed before it
+    conn.lpush(inbox.INBOX, *copies, *copies)
+    inbox.request({"op": "ping"})
+    assert state() == before
+    assert conn.llen(inbox.DEAD_LETTERS) == 0
+
+
 def test_sql_reads_while_a_job_runs(tissue):
     job_id = start_job(tissue, "--model", "lr", "--runs", "120")
     seen = []

@@ -2,12 +2,15 @@
 
 JSON only on the broker; late acks with reject-on-worker-lost, so a task whose
 worker dies is run again (the writer makes that harmless); one task prefetched
-per process; task events on for Flower.
+per process; task events on for Flower. Tasks hand their results to the
+writer's inbox, not to the result backend.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from worker.config import THREAD_CAPS, settings
 
@@ -38,7 +41,6 @@ def make_app() -> Celery:
         task_default_queue=COMPUTE_QUEUE,
         task_send_sent_event=True,
         worker_send_task_events=True,
-        task_track_started=True,
         task_ignore_result=True,
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,
@@ -59,6 +61,39 @@ app = make_app()
 
 
 _senders: dict[str, Celery] = {}
+
+
+class Call(NamedTuple):
+    """One task to enqueue: its registered name, JSON arguments, id, and Flower's name for it."""
+
+    name: str
+    kwargs: dict
+    task_id: str
+    shadow: str
+
+
+def enqueue(calls: Iterable[Call]) -> int:
+    """Send tasks to the compute queue over one connection; return how many were sent.
+
+    Results never go to the result backend (the tasks hand them to the
+    writer), so the tasks are sent with ignore_result: otherwise enqueueing
+    subscribes to a result channel per task that no one reads.
+    """
+    app_ = sender()
+    sent = 0
+    with app_.producer_or_acquire() as producer:
+        for call in calls:
+            app_.send_task(
+                call.name,
+                kwargs=call.kwargs,
+                queue=COMPUTE_QUEUE,
+                task_id=call.task_id,
+                producer=producer,
+                shadow=call.shadow,
+                ignore_result=True,
+            )
+            sent += 1
+    return sent
 
 
 def sender() -> Celery:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -67,18 +68,42 @@ class Settings:
             path.mkdir(parents=True, exist_ok=True)
 
 
+_VARIABLES = (
+    "GENEJOBS_HOME",
+    "GENEJOBS_REDIS_URL",
+    "GENEJOBS_DB",
+    "GENEJOBS_VISIBILITY_TIMEOUT",
+    "GENEJOBS_RESTORE_INTERVAL",
+    "GENEJOBS_FLOWER_PORT",
+    "GENEJOBS_LOCK_WAIT",
+)
+
+
 def settings() -> Settings:
-    """Read the settings from the environment now."""
-    home = Path(os.environ.get("GENEJOBS_HOME", "~/.genejobs")).expanduser().resolve()
-    db = os.environ.get("GENEJOBS_DB")
+    """Read the settings from the environment now.
+
+    Every message a task or the writer sends asks for them, so the parsed
+    result is kept per set of values (and the working and home directories
+    that relative paths and `~` resolve against): resolving the paths costs
+    file-system calls, reading the variables does not.
+    """
+    values = tuple(os.environ.get(name) for name in _VARIABLES)
+    return _settings(values, os.getcwd(), os.environ.get("HOME"))
+
+
+@lru_cache(maxsize=16)
+def _settings(values: tuple[str | None, ...], cwd: str, user_home: str | None) -> Settings:
+    env = {name: value for name, value in zip(_VARIABLES, values, strict=True) if value is not None}
+    home = Path(env.get("GENEJOBS_HOME", "~/.genejobs")).expanduser().resolve()
+    db = env.get("GENEJOBS_DB")
     return Settings(
         home=home,
-        redis_url=os.environ.get("GENEJOBS_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_url=env.get("GENEJOBS_REDIS_URL", "redis://127.0.0.1:6379/0"),
         db_path=Path(db).expanduser().resolve() if db else home / "results.duckdb",
-        visibility_timeout=int(os.environ.get("GENEJOBS_VISIBILITY_TIMEOUT", "21600")),
-        restore_interval=int(os.environ.get("GENEJOBS_RESTORE_INTERVAL", "10")),
-        flower_port=int(os.environ.get("GENEJOBS_FLOWER_PORT", "5555")),
-        lock_wait=float(os.environ.get("GENEJOBS_LOCK_WAIT", "30")),
+        visibility_timeout=int(env.get("GENEJOBS_VISIBILITY_TIMEOUT", "21600")),
+        restore_interval=int(env.get("GENEJOBS_RESTORE_INTERVAL", "10")),
+        flower_port=int(env.get("GENEJOBS_FLOWER_PORT", "5555")),
+        lock_wait=float(env.get("GENEJOBS_LOCK_WAIT", "30")),
     )
 
 

@@ -35,6 +35,19 @@ from worker.errors import GenejobsError, StoreBusy
 log = logging.getLogger("genejobs.writer")
 
 RESULT_OPS = {"run_done", "run_failed"} | MODEL_RESULT_OPS | shap_store.OPS
+# Where a job's units are counted for its progress: seeded runs, SHAP shards,
+# or a search's folds and an evaluation's tests (the model store counts those).
+RUNS, SHARDS, MODELS = "runs", "shap_shards", "models"
+# The requests that change a job's unit counts, and where those units are.
+CONTROL_KINDS = {
+    "plan_importance": RUNS,
+    "cancel_job": RUNS,
+    "retry_job": RUNS,
+    "plan_search": MODELS,
+    "plan_evaluate": MODELS,
+    "plan_shap": SHARDS,
+    "retry_shap": SHARDS,
+}
 # The lock is refreshed every loop (at most ~1 s apart); its expiry frees the
 # name for a new writer when this one dies without letting go.
 LOCK_SECONDS = 30
@@ -187,7 +200,7 @@ class Writer:
             except ValueError:
                 log.error("dropping a message that is not JSON: %r", item[:200])
                 self.redis.lpush(inbox.DEAD_LETTERS, item)
-        touched: set[str] = set()
+        touched: dict[str, str] = {}
         results: list[dict] = []
         for message in messages:
             if message.get("op") in RESULT_OPS:
@@ -206,19 +219,9 @@ class Writer:
         followups = {f["task_id"]: f for f in self.models.take_followups()}
         if not followups:
             return
-        from worker.app import sender
+        from worker.app import Call, enqueue
 
-        app = sender()
-        with app.producer_or_acquire() as producer:
-            for followup in followups.values():
-                app.send_task(
-                    followup["task"],
-                    kwargs=followup["kwargs"],
-                    queue=inbox.COMPUTE_QUEUE,
-                    task_id=followup["task_id"],
-                    producer=producer,
-                    shadow=followup["shadow"],
-                )
+        enqueue(Call(f["task"], f["kwargs"], f["task_id"], f["shadow"]) for f in followups.values())
 
     def _transaction(self, work):
         self.con.execute("BEGIN TRANSACTION")
@@ -230,33 +233,33 @@ class Writer:
         self.con.execute("COMMIT")
         return outcome
 
-    def _write_results(self, results: list[dict]) -> set[str]:
+    def _write_results(self, results: list[dict]) -> dict[str, str]:
+        """Apply results; return the jobs they touched, each with where its units are counted."""
         done = [m for m in results if m["op"] == "run_done"]
         failed = [m for m in results if m["op"] == "run_failed"]
         models = [m for m in results if m["op"] in MODEL_RESULT_OPS]
         shards = [m for m in results if m["op"] in shap_store.OPS]
-        return (
-            self.store.record_done(done)
-            | self.store.record_failed(failed)
-            | self.models.record(models)
-            | ShapStore(self.con).record(shards)
-        )
+        return {
+            **dict.fromkeys(self.store.record_done(done) | self.store.record_failed(failed), RUNS),
+            **dict.fromkeys(self.models.record(models), MODELS),
+            **dict.fromkeys(ShapStore(self.con).record(shards), SHARDS),
+        }
 
     @staticmethod
     def _after_commit(results: list[dict]) -> None:
         # Spool files go only once their rows are committed.
         ShapStore.discard_spool(results)
 
-    def _flush(self, results: list[dict]) -> set[str]:
+    def _flush(self, results: list[dict]) -> dict[str, str]:
         if not results:
-            return set()
+            return {}
         try:
             touched = self._transaction(lambda: self._write_results(results))
             self._after_commit(results)
             return touched
         except Exception:
             log.exception("a batch of %d results failed; applying them one by one", len(results))
-        touched: set[str] = set()
+        touched: dict[str, str] = {}
         for message in results:
             try:
                 touched |= self._transaction(lambda m=message: self._write_results([m]))
@@ -269,7 +272,7 @@ class Writer:
                 )
         return touched
 
-    def _control(self, message: dict) -> set[str]:
+    def _control(self, message: dict) -> None:
         """Apply one request in a transaction of its own and answer it after the commit."""
         op = message.get("op")
         handler = getattr(self, f"_op_{op}", None)
@@ -285,19 +288,24 @@ class Writer:
                 "error": f"the writer failed on {op}: {exc.__class__.__name__}: {exc}",
                 "error_type": "GenejobsError",
             }
-        touched = {reply["job_id"]} if "job_id" in reply and "error" not in reply else set()
-        # Progress first: whoever gets the reply may start polling it at once.
-        self._publish(touched)
+        kind = CONTROL_KINDS.get(op)
+        if kind is not None and "job_id" in reply and "error" not in reply:
+            # Progress first: whoever gets the reply may start polling it at once.
+            self._publish({reply["job_id"]: kind})
         if message.get("reply_to"):
             pipe = self.redis.pipeline()
             pipe.lpush(message["reply_to"], json.dumps(reply, default=str))
             pipe.expire(message["reply_to"], 600)
             pipe.execute()
-        return touched
 
-    def _publish(self, job_ids: set[str]) -> None:
-        counts = self.store.job_counts(job_ids)
-        counts.update(self.models.job_counts(job_ids))
+    def _publish(self, touched: dict[str, str]) -> None:
+        """Publish the unit counts of the touched jobs, each counted where its units are."""
+        by_kind: dict[str, set[str]] = {}
+        for job_id, kind in touched.items():
+            by_kind.setdefault(kind, set()).add(job_id)
+        counts = self.models.job_counts(by_kind.get(MODELS, set()))
+        for table in (RUNS, SHARDS):
+            counts.update(self.store.job_counts(by_kind.get(table, set()), table))
         for job_id, job_counts in counts.items():
             inbox.publish_progress(job_id, job_counts)
 

@@ -60,7 +60,7 @@ class Writer:
         self,
         batch_max: int = 500,
         linger: float = 0.25,
-        gather: float = 0.2,
+        gather: float = 0.5,
         gather_target: int = 32,
         max_hold: float = 2.0,
         reader_window: float = 0.1,
@@ -154,10 +154,13 @@ class Writer:
     def _take(self) -> list[bytes]:
         """Move up to `batch_max` messages to the processing list and return them, oldest first.
 
-        A transaction has a fixed cost (the commit alone is a few ms), so while
-        more tasks wait in the compute queue, wait up to `gather` seconds for a
-        batch of `gather_target`; with nothing queued, apply at once, which
-        keeps a lone run's latency low.
+        A transaction has a fixed cost (UPDATE, commit and progress counts take
+        ~15 ms of CPU whatever the batch), so while more tasks wait in the
+        compute queue, wait up to `gather` seconds for a batch of
+        `gather_target`: at 0.5 s an lr job's batches hold ~10 runs, and the
+        writer takes 4 ms of CPU per run instead of 6 at 0.2 s, CPU that the
+        fits on the same cores get back. With nothing queued, apply at once,
+        which keeps a lone run's latency low.
         """
         timeout = self.linger if self.con is not None else 1.0
         first = self.redis.blmove(inbox.INBOX, inbox.PROCESSING, timeout, "RIGHT", "LEFT")

@@ -63,7 +63,8 @@ def wait_for(job_id: str, total: int, poll: float = 0.2) -> dict[str, int]:
         task = bar.add_task(job_id, total=total, failed=0, rate="-")
         while True:
             counts = inbox.progress(job_id)
-            finished = counts.get("done", 0) + counts.get("failed", 0)
+            # Spooled SHAP shards are computed and wait to be ingested with others.
+            finished = counts.get("done", 0) + counts.get("failed", 0) + counts.get("spooled", 0)
             elapsed = time.monotonic() - started
             bar.update(
                 task,

@@ -233,9 +233,14 @@ SHAP_DDL = [
         worker               VARCHAR,
         attempts             INTEGER NOT NULL DEFAULT 0,
         finished_at          TIMESTAMP,
+        rows_path            VARCHAR,           -- a finished shard's spool files while it
+        values_path          VARCHAR,           -- waits to be ingested with others
         PRIMARY KEY (job_id, shard)
     )
     """,
+    # Files made before shards waited in the spool.
+    "ALTER TABLE shap_shards ADD COLUMN IF NOT EXISTS rows_path VARCHAR",
+    "ALTER TABLE shap_shards ADD COLUMN IF NOT EXISTS values_path VARCHAR",
     """
     CREATE TABLE IF NOT EXISTS shap_rows (
         job_id            VARCHAR NOT NULL,

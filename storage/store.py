@@ -56,6 +56,9 @@ def check_split(n_samples: int, class_counts: list[int], test_size: float) -> No
         )
 
 
+# A SHAP shard that finished and waits in the spool (see storage.shap_store).
+SPOOLED = "spooled"
+
 # What a finished run's message sets, and the key that finds its row.
 DONE_FIELDS = (
     "accuracy", "precision", "recall", "f1", "n_train", "n_test", "n_selected",
@@ -517,21 +520,30 @@ class ResultStore:
 
         `table` holds the jobs' units: `runs` for seeded runs, `shap_shards`
         for SHAP jobs. One table, not their union: the writer calls this after
-        every batch, and a lone run's latency feels every millisecond.
+        every batch, and a lone run's latency feels every millisecond. A SHAP
+        shard that finished and waits in the spool to be ingested counts as
+        `spooled`, not pending: nothing is spooled once nothing is pending.
         """
         if table not in ("runs", "shap_shards"):
             raise ValueError(f"no units of jobs in table {table!r}")
         if not job_ids:
             return {}
         ids = sorted(job_ids)
+        status = (
+            "status"
+            if table == "runs"
+            else f"CASE WHEN status = '{RunStatus.PENDING.value}' AND values_path IS NOT NULL "
+            f"THEN '{SPOOLED}' ELSE status END"
+        )
         rows = self.con.execute(
-            f"SELECT job_id, status, count(*) FROM {table} "
+            f"SELECT job_id, {status}, count(*) FROM {table} "
             f"WHERE job_id IN ({', '.join('?' * len(ids))}) GROUP BY ALL",
             ids,
         ).fetchall()
-        counts = {job_id: {s.value: 0 for s in RunStatus} for job_id in ids}
-        for job_id, status, n in rows:
-            counts[job_id][status] = n
+        states = [s.value for s in RunStatus] + ([SPOOLED] if table == "shap_shards" else [])
+        counts = {job_id: dict.fromkeys(states, 0) for job_id in ids}
+        for job_id, state, n in rows:
+            counts[job_id][state] = n
         for job_id in ids:
-            counts[job_id]["total"] = sum(counts[job_id][s.value] for s in RunStatus)
+            counts[job_id]["total"] = sum(counts[job_id].values())
         return counts

@@ -71,8 +71,8 @@ def explain_rows(
 
     The feature indices give, for each of the model's features in its own
     order, the job feature it reads, so a table with columns in another order
-    is matched by name. Values are float32, ordered (class, feature, row)
-    within each model's rows, which keeps the stored columns compressible.
+    is matched by name. Values are float32; the writer sorts them when it
+    ingests a job's shards together.
     """
     import pyarrow as pa
 
@@ -131,17 +131,8 @@ def explain_rows(
                 np.float32
             ),
         }
-        # Absent values of a feature next to each other: their values are NULL
-        # and their SHAP values small, so both columns compress better.
-        order = np.lexsort(
-            (
-                columns_long["row_id"],
-                ~columns_long["present"],
-                columns_long["feature_id"],
-                columns_long["class"],
-            )
-        )
-        value_parts.append({name: column[order] for name, column in columns_long.items()})
+        # The writer sorts a job's values when it ingests them (storage.shap_store).
+        value_parts.append(columns_long)
 
     def table(parts: list[dict]):
         columns = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}

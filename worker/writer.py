@@ -77,6 +77,7 @@ class Writer:
         self.con = None
         self.store: ResultStore | None = None
         self.models: ModelStore | None = None
+        self.shap: ShapStore | None = None
         self.opened_at = 0.0
         self.stopping = False
 
@@ -142,6 +143,7 @@ class Writer:
                 self._refresh_lock()
         self.store = ResultStore(self.con)
         self.models = ModelStore(self.con)
+        self.shap = ShapStore(self.con)
         self.opened_at = time.monotonic()
 
     def _close(self) -> None:
@@ -150,6 +152,7 @@ class Writer:
             self.con = None
             self.store = None
             self.models = None
+            self.shap = None
 
     def _take(self) -> list[bytes]:
         """Move up to `batch_max` messages to the processing list and return them, oldest first.
@@ -245,20 +248,19 @@ class Writer:
         return {
             **dict.fromkeys(self.store.record_done(done) | self.store.record_failed(failed), RUNS),
             **dict.fromkeys(self.models.record(models), MODELS),
-            **dict.fromkeys(ShapStore(self.con).record(shards), SHARDS),
+            **dict.fromkeys(self.shap.record(shards), SHARDS),
         }
 
-    @staticmethod
-    def _after_commit(results: list[dict]) -> None:
+    def _after_commit(self) -> None:
         # Spool files go only once their rows are committed.
-        ShapStore.discard_spool(results)
+        self.shap.discard_spool()
 
     def _flush(self, results: list[dict]) -> dict[str, str]:
         if not results:
             return {}
         try:
             touched = self._transaction(lambda: self._write_results(results))
-            self._after_commit(results)
+            self._after_commit()
             return touched
         except Exception:
             log.exception("a batch of %d results failed; applying them one by one", len(results))
@@ -266,7 +268,7 @@ class Writer:
         for message in results:
             try:
                 touched |= self._transaction(lambda m=message: self._write_results([m]))
-                self._after_commit([message])
+                self._after_commit()
             except Exception:
                 log.exception("dead letter: %s", json.dumps(message)[:300])
                 self.redis.lpush(
@@ -365,10 +367,10 @@ class Writer:
         return self.store.retry_job(m["job_id"], bool(m.get("include_pending")))
 
     def _op_plan_shap(self, m: dict) -> dict:
-        return ShapStore(self.con).plan(m)
+        return self.shap.plan(m)
 
     def _op_retry_shap(self, m: dict) -> dict:
-        return ShapStore(self.con).retry(m["job_id"])
+        return self.shap.retry(m["job_id"])
 
     def _op_ping(self, m: dict) -> dict:
         return {"writer": self.identity}

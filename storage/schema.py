@@ -238,13 +238,11 @@ SHAP_DDL = [
         PRIMARY KEY (job_id, shard)
     )
     """,
-    # Files made before shards waited in the spool.
-    "ALTER TABLE shap_shards ADD COLUMN IF NOT EXISTS rows_path VARCHAR",
-    "ALTER TABLE shap_shards ADD COLUMN IF NOT EXISTS values_path VARCHAR",
     """
     CREATE TABLE IF NOT EXISTS shap_rows (
         job_id            VARCHAR NOT NULL,
-        row_id            INTEGER NOT NULL,     -- the row's position in the input table
+        row_id            INTEGER NOT NULL,     -- the row's position in the job's input
+        source_row        INTEGER,              -- its position in the table the job was given
         class             SMALLINT NOT NULL,    -- the class explained (1 for binary)
         row_key           VARCHAR NOT NULL,     -- the id columns joined with '|'
         partition         VARCHAR,
@@ -269,5 +267,9 @@ SHAP_DDL = [
         shap        REAL NOT NULL
     )
     """,
+    # Files made by earlier versions: columns added since.
+    "ALTER TABLE shap_shards ADD COLUMN IF NOT EXISTS rows_path VARCHAR",
+    "ALTER TABLE shap_shards ADD COLUMN IF NOT EXISTS values_path VARCHAR",
+    "ALTER TABLE shap_rows ADD COLUMN IF NOT EXISTS source_row INTEGER",
 ]
 DDL += SHAP_DDL

@@ -33,7 +33,9 @@ class ModelChoice:
 class PreparedShapJob:
     """A validated SHAP job, ready to be written to the data dir and planned."""
 
-    input: pd.DataFrame  # row_id, row_key, partition, model_id, f0..f{F-1}; in shard order
+    # row_id, source_row, row_key, partition, model_id, f0..f{F-1}, in shard order: rows by
+    # model, then by their place in the given table (source_row); row_id counts them.
+    input: pd.DataFrame
     features: tuple[str, ...]
     models: tuple[dict, ...]  # model_id, source, format, family, partitions, columns
     n_outputs: int
@@ -189,7 +191,7 @@ def prepare_job(
         keys = pd.Series(np.arange(len(frame)).astype(str))
     built = pd.DataFrame(
         {
-            "row_id": np.arange(len(frame), dtype=np.int32),
+            "source_row": np.arange(len(frame), dtype=np.int32),
             "row_key": keys.to_numpy(dtype=object),
             "partition": (
                 frame[partition_col].astype(str).to_numpy(dtype=object)
@@ -202,7 +204,10 @@ def prepare_job(
     values = block.to_numpy(dtype=np.float32)
     for j in range(values.shape[1]):
         built[f"f{j}"] = values[:, j]
-    built = built.sort_values(["model_id", "row_id"], kind="stable").reset_index(drop=True)
+    # One model's rows side by side, numbered in that order: a shard mostly needs one
+    # model, and a feature's stored values ordered by row_id compress to almost nothing.
+    built = built.sort_values(["model_id", "source_row"], kind="stable").reset_index(drop=True)
+    built.insert(0, "row_id", np.arange(len(built), dtype=np.int32))
     return PreparedShapJob(
         input=built,
         features=tuple(features),

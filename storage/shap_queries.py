@@ -110,7 +110,7 @@ def job_outputs(con: duckdb.DuckDBPyConnection, job_id: str) -> int:
 
 
 def find_row(con: duckdb.DuckDBPyConnection, job_id: str, row: str) -> int:
-    """A row's id from its key (the id columns joined with '|'), or from its number."""
+    """A row's id from its key (the id columns joined with '|'), or its number in the table."""
     job_outputs(con, job_id)
     found = first(
         con.execute(
@@ -120,7 +120,7 @@ def find_row(con: duckdb.DuckDBPyConnection, job_id: str, row: str) -> int:
     if found is None and row.isdigit():
         found = first(
             con.execute(
-                "SELECT row_id FROM shap_rows WHERE job_id = ? AND row_id = ? LIMIT 1",
+                "SELECT row_id FROM shap_rows WHERE job_id = ? AND source_row = ? LIMIT 1",
                 [job_id, int(row)],
             ).fetchall()
         )
@@ -136,8 +136,8 @@ def local(
     row_id = find_row(con, job_id, row)
     where, params = _class_filter(class_label)
     header = con.execute(
-        f"""SELECT r.row_key, r.row_id, r.class, r.partition, m.source AS model, r.base_value,
-                   r.output, r.probability, r.additivity_error
+        f"""SELECT r.row_key, r.source_row, r.row_id, r.class, r.partition, m.source AS model,
+                   r.base_value, r.output, r.probability, r.additivity_error
             FROM shap_rows r JOIN shap_models m USING (job_id, model_id)
             WHERE r.job_id = ? AND r.row_id = ?{where.replace("class", "r.class")}
             ORDER BY r.class""",

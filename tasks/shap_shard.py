@@ -34,7 +34,8 @@ SHAP_DECIMALS = 6
 class JobInput:
     """The rows of a job, in shard order: ids, partition, model per row, and the feature matrix."""
 
-    row_id: np.ndarray  # int32, the row's position in the user's table
+    row_id: np.ndarray  # int32, the row's position in the job's input (rows by model)
+    source_row: np.ndarray  # int32, the row's position in the user's table
     row_key: np.ndarray  # object (str)
     partition: np.ndarray  # object (str or None)
     model_id: np.ndarray  # int16
@@ -43,6 +44,7 @@ class JobInput:
     def slice(self, start: int, stop: int) -> JobInput:
         return JobInput(
             self.row_id[start:stop],
+            self.source_row[start:stop],
             self.row_key[start:stop],
             self.partition[start:stop],
             self.model_id[start:stop],
@@ -99,6 +101,7 @@ def explain_rows(
         row_parts.append(
             {
                 "row_id": np.repeat(row_ids, k),
+                "source_row": np.repeat(rows.source_row[mask], k),
                 "class": np.tile(classes, n),
                 "row_key": np.repeat(rows.row_key[mask], k),
                 "partition": np.repeat(rows.partition[mask], k),
@@ -167,6 +170,10 @@ def read_input(path: Path) -> JobInput:
         X[:, j] = table.column(name).to_numpy(zero_copy_only=False)
     return JobInput(
         row_id=table.column("row_id").to_numpy().astype(np.int32),
+        # Inputs of jobs made before rows were ordered by model have no source_row.
+        source_row=table.column("source_row" if "source_row" in table.column_names else "row_id")
+        .to_numpy()
+        .astype(np.int32),
         row_key=np.asarray(table.column("row_key").to_pylist(), dtype=object),
         partition=np.asarray(table.column("partition").to_pylist(), dtype=object),
         model_id=table.column("model_id").to_numpy().astype(np.int16),

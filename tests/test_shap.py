@@ -57,11 +57,13 @@ def l2g(stack, tmp_path_factory):
 
 
 def values_of(job_id: str) -> pd.DataFrame:
+    """A job's stored values, with each row's position in the table it was given."""
     rows = sql(
-        f"SELECT v.row_id, f.feature, v.value, v.present, v.shap FROM shap_values v "
-        f"JOIN shap_features f USING (job_id, feature_id) WHERE v.job_id = '{job_id}'"
+        f"SELECT r.source_row, f.feature, v.value, v.present, v.shap FROM shap_values v "
+        f"JOIN shap_features f USING (job_id, feature_id) "
+        f"JOIN shap_rows r USING (job_id, row_id, class) WHERE v.job_id = '{job_id}'"
     )
-    return pd.DataFrame(rows, columns=["row_id", "feature", "value", "present", "shap"])
+    return pd.DataFrame(rows, columns=["source_row", "feature", "value", "present", "shap"])
 
 
 def test_synth_l2g_has_the_published_shape(l2g):
@@ -103,9 +105,12 @@ def test_every_row_is_stored_once_with_its_partition_model_and_adds_up(l2g):
     )[0][0]
     assert wrong == 0
     table = pd.read_parquet(l2g["table"])
-    keys = sql(f"SELECT row_id, row_key, partition FROM shap_rows WHERE job_id = '{job_id}'")
-    for row_id, key, partition in keys[:50]:
-        source = table.iloc[row_id]
+    keys = sql(
+        f"SELECT source_row, row_key, partition FROM shap_rows WHERE job_id = '{job_id}' "
+        f"ORDER BY hash(row_id) LIMIT 50"
+    )
+    for source_row, key, partition in keys:
+        source = table.iloc[source_row]
         assert key == f"{source.study_id}|{source.locus_id}|{source.gene_id}"
         assert partition == str(source.chrom)
     # The stored values add up to the stored output.
@@ -134,8 +139,8 @@ def test_stored_values_match_shap_tree_explainer(l2g):
 
     job_id = l2g["job"]
     table = pd.read_parquet(l2g["table"])
-    stored = values_of(job_id).pivot(index="row_id", columns="feature", values="shap")
-    base = dict(sql(f"SELECT row_id, base_value FROM shap_rows WHERE job_id = '{job_id}'"))
+    stored = values_of(job_id).pivot(index="source_row", columns="feature", values="shap")
+    base = dict(sql(f"SELECT source_row, base_value FROM shap_rows WHERE job_id = '{job_id}'"))
     for line in (l2g["models"] / "models.tsv").read_text().splitlines():
         chroms, name = line.split("\t")
         rows = table.index[table["chrom"].isin(chroms.split(","))][:40]
@@ -197,6 +202,10 @@ def test_global_local_and_presence_views(l2g, tmp_path):
     assert list(contributions["shap"].abs()) == sorted(contributions["shap"].abs(), reverse=True)
     assert plot.read_bytes()[:4] == b"\x89PNG"
     assert key in run("shap", "local", job_id, key).output
+    number = sql(
+        f"SELECT source_row FROM shap_rows WHERE job_id = '{job_id}' AND row_key = '{key}'"
+    )[0][0]
+    assert key in run("shap", "local", job_id, str(number)).output  # its place in the table
 
     plot = tmp_path / "presence.png"
     presence = frame_of(
@@ -207,7 +216,7 @@ def test_global_local_and_presence_views(l2g, tmp_path):
     present = values[values["present"]]
     mean_present = present.assign(a=present["shap"].abs()).groupby("feature")["a"].mean()
     assert np.allclose(presence.loc[mean_present.index, "mean_abs_shap_present"], mean_present)
-    top = values.loc[values.assign(a=values["shap"].abs()).groupby("row_id")["a"].idxmax()]
+    top = values.loc[values.assign(a=values["shap"].abs()).groupby("source_row")["a"].idxmax()]
     top = top[top["present"]].groupby("feature").size()
     share = (top / present.groupby("feature").size()).fillna(0)
     assert np.allclose(presence.loc[share.index, "top_share_present"].fillna(0), share)
@@ -235,13 +244,13 @@ def _small_table(classes: int, rows: int = 400) -> tuple[pd.DataFrame, np.ndarra
 def _job_matches_reference(job_id: str, frame: pd.DataFrame, reference: np.ndarray, base):
     """Compare a job's stored SHAP values ([rows, features, outputs]) and bases with a reference."""
     rows = sql(
-        f"SELECT v.row_id, v.class, v.feature_id, v.shap FROM shap_values v "
-        f"WHERE v.job_id = '{job_id}'"
+        f"SELECT r.source_row, v.class, v.feature_id, v.shap FROM shap_values v "
+        f"JOIN shap_rows r USING (job_id, row_id, class) WHERE v.job_id = '{job_id}'"
     )
     stored = np.zeros_like(reference)
     classes = sorted({r[1] for r in rows})
-    for row_id, cls, feature_id, value in rows:
-        stored[row_id, feature_id, classes.index(cls)] = value
+    for source_row, cls, feature_id, value in rows:
+        stored[source_row, feature_id, classes.index(cls)] = value
     assert np.abs(stored - reference).max() < 1e-4
     bases = sql(f"SELECT DISTINCT class, base_value FROM shap_rows WHERE job_id = '{job_id}'")
     assert np.allclose(sorted(b for _, b in bases), sorted(np.ravel(base)), atol=1e-4)
@@ -323,6 +332,7 @@ def test_scikit_learn_tree_models_match_shap(family):
         estimator = makers[family]().fit(X, y)
         rows = JobInput(
             row_id=np.arange(len(X), dtype=np.int32),
+            source_row=np.arange(len(X), dtype=np.int32),
             row_key=np.asarray([str(i) for i in range(len(X))], dtype=object),
             partition=np.full(len(X), None, dtype=object),
             model_id=np.zeros(len(X), dtype=np.int16),

@@ -91,7 +91,8 @@ def enqueue_shards(plan: dict, retry: bool = False) -> int:
     "--model",
     "models",
     multiple=True,
-    help="A model file (XGBoost JSON/UBJ, LightGBM text); with --partition-col, VALUES=PATH.",
+    help="A model file (XGBoost JSON/UBJ, LightGBM text) or genejobs:MODEL_ID (a search's "
+    "saved model); with --partition-col, VALUES=PATH.",
 )
 @click.option(
     "--manifest",
@@ -186,12 +187,12 @@ def _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engin
     try:
         models = []
         for spec in prepared.models:
-            copy = spec["source"]
-            if not spec["source"].startswith("genejobs:"):
+            if "path" not in spec:  # a genejobs model stays where the service saved it
                 suffix = Path(spec["source"]).suffix or ".model"
-                copy = str(folder / "models" / f"m{spec['model_id']}{suffix}")
+                copy = folder / "models" / f"m{spec['model_id']}{suffix}"
                 shutil.copyfile(spec["source"], home / copy)
-            models.append({**spec, "path": copy})
+                spec = {**spec, "path": str(copy)}
+            models.append(spec)
         input_path = folder / "input.parquet"
         temp = home / folder / ".input.parquet.tmp"
         prepared.input.to_parquet(temp, index=False)

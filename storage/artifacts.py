@@ -22,6 +22,14 @@ from worker.errors import GenejobsError
 MODELS_DIR = "models"
 
 
+def quiet_pycaret() -> None:
+    """Send the log PyCaret opens at import time nowhere, before it is imported.
+
+    Unpickling a finalized pipeline imports PyCaret too, so loading calls this.
+    """
+    os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
+
+
 def write_artifact(obj: Any, directory: Path, stem: str) -> tuple[Path, str]:
     """Dump `obj` to a new file in `directory`; return its path and sha256."""
     import joblib
@@ -53,4 +61,5 @@ def load_artifact(path: Path, sha256: str) -> Any:
         raise GenejobsError(
             f"{path} does not have the sha256 recorded when the service wrote it; refusing to load"
         )
+    quiet_pycaret()
     return joblib.load(io.BytesIO(payload))

@@ -9,7 +9,7 @@ import pandas as pd
 
 from storage.db import first
 from tasks.candidates import METRIC_COLUMNS
-from worker.errors import NotFoundError
+from worker.errors import InputError, NotFoundError
 
 _METRICS = ", ".join(METRIC_COLUMNS)
 
@@ -73,6 +73,30 @@ def model(con: duckdb.DuckDBPyConnection, model_id: str) -> dict:
     record["holdout_accuracy_mean"] = tests[1]
     record["holdout_accuracy_sd"] = tests[2]
     return record
+
+
+def artifact(con: duckdb.DuckDBPyConnection, model_id: str) -> tuple[str, str]:
+    """Where the service saved a model (a path under the data dir) and the file's sha256."""
+    found = first(
+        con.execute(
+            "SELECT m.artifact_path, m.artifact_sha256, m.best, m.finalize_error, b.model_id "
+            "FROM model_runs m LEFT JOIN model_runs b ON b.job_id = m.job_id AND b.best "
+            "WHERE m.model_id = ?",
+            [model_id],
+        ).fetchall()
+    )
+    if found is None:
+        raise NotFoundError(f"unknown model '{model_id}'; see `genejobs models list`")
+    path, sha256, best, finalize_error, best_id = found
+    if path is None:
+        if best and finalize_error:
+            reason = f"finalizing it failed: {finalize_error}"
+        elif best:
+            reason = "its search has not saved it yet"
+        else:
+            reason = f"a search saves its best model only ({best_id or 'none yet'})"
+        raise InputError(f"model '{model_id}' has no saved file: {reason}")
+    return path, sha256
 
 
 def tests(con: duckdb.DuckDBPyConnection, job_id: str) -> pd.DataFrame:

@@ -15,7 +15,15 @@ import numpy as np
 import pandas as pd
 
 from storage.datasets import listed
-from tasks.tree_models import TreeModel, choose_engine, load_model, sniff_format
+from tasks.tree_models import (
+    GENEJOBS_FORMAT,
+    GENEJOBS_PREFIX,
+    TreeModel,
+    choose_engine,
+    load_model,
+    sniff_format,
+)
+from worker.config import settings
 from worker.errors import InputError
 
 KEY_SEPARATOR = "|"
@@ -37,7 +45,8 @@ class PreparedShapJob:
     # model, then by their place in the given table (source_row); row_id counts them.
     input: pd.DataFrame
     features: tuple[str, ...]
-    models: tuple[dict, ...]  # model_id, source, format, family, partitions, columns
+    # model_id, source, format, family, partitions, columns (+ path, sha256 for a genejobs model)
+    models: tuple[dict, ...]
     n_outputs: int
     id_cols: tuple[str, ...]
     partition_col: str | None
@@ -84,6 +93,24 @@ def read_manifest(path: Path) -> list[ModelChoice]:
     return choices
 
 
+def _load(choice: ModelChoice) -> tuple[str, TreeModel, dict]:
+    """A model's format, the model, and where a task finds it if not in the job's copy.
+
+    `genejobs:<model id>` names the model a search finalized and saved: its
+    file stays where the service wrote it, loaded only with its recorded sha256.
+    """
+    if not choice.source.startswith(GENEJOBS_PREFIX):
+        fmt = sniff_format(Path(choice.source))
+        return fmt, load_model(choice.source, fmt), {}
+    from storage import model_queries
+    from storage.db import reading
+
+    with reading() as con:
+        path, sha256 = model_queries.artifact(con, choice.source[len(GENEJOBS_PREFIX) :])
+    model = load_model(str(settings().home / path), GENEJOBS_FORMAT, sha256)
+    return GENEJOBS_FORMAT, model, {"path": path, "sha256": sha256}
+
+
 def prepare_job(
     frame: pd.DataFrame,
     choices: list[ModelChoice],
@@ -105,16 +132,15 @@ def prepare_job(
             raise InputError(f"column '{column}' is not in {source}")
     if partition_col is None and len(choices) > 1:
         raise InputError("several models need --partition-col to say which rows each explains")
-    loaded: list[tuple[ModelChoice, str, TreeModel]] = []
+    loaded: list[tuple[ModelChoice, str, TreeModel, dict]] = []
     for choice in choices:
-        fmt = None if choice.source.startswith("genejobs:") else sniff_format(Path(choice.source))
-        model = load_model(choice.source, fmt)
+        fmt, model, where = _load(choice)
         choose_engine(model, engine)
-        loaded.append((choice, fmt or "genejobs", model))
-    n_outputs = {m.n_outputs for _, _, m in loaded}
+        loaded.append((choice, fmt, model, where))
+    n_outputs = {m.n_outputs for _, _, m, _ in loaded}
     if len(n_outputs) > 1:
         raise InputError("the models explain different numbers of classes")
-    named = [m for _, _, m in loaded if m.features is not None]
+    named = [m for _, _, m, _ in loaded if m.features is not None]
     if features is None:
         if named:
             features = list(named[0].features)
@@ -133,7 +159,7 @@ def prepare_job(
             f"{source} lacks {len(missing)} feature columns the model needs: {listed(missing)}"
         )
     models = []
-    for model_id, (choice, fmt, model) in enumerate(loaded):
+    for model_id, (choice, fmt, model, where) in enumerate(loaded):
         if model.features is not None:
             unknown = [f for f in model.features if f not in features]
             if unknown:
@@ -167,6 +193,7 @@ def prepare_job(
                 "family": model.family,
                 "partitions": list(choice.partitions) if choice.partitions else None,
                 "columns": columns,
+                **where,
             }
         )
     block = frame[features]

@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from storage.artifacts import write_artifact
+from storage.artifacts import quiet_pycaret, write_artifact
 from storage.datasets import load_frame
 from tasks.candidates import METRICS
 from worker import inbox
@@ -67,11 +67,6 @@ class FinalModel:
     pipeline: Any
     pred_accuracy: float
     fit_seconds: float
-
-
-def quiet_pycaret() -> None:
-    """Send the log PyCaret opens at import time nowhere, before it is imported."""
-    os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 
 
 def experiment(frame, label_col: str, setup: SearchSetup):

@@ -188,9 +188,9 @@ def _input(relative_path: str) -> JobInput:
 
 
 @lru_cache(maxsize=32)
-def _model(relative_path: str, fmt: str) -> TreeModel:
-    # Model copies are per job and never change: load each once per process.
-    return load_model(str(settings().home / relative_path), fmt)
+def _model(relative_path: str, fmt: str, sha256: str | None = None) -> TreeModel:
+    # Model files (job copies, saved genejobs models) never change: load each once per process.
+    return load_model(str(settings().home / relative_path), fmt, sha256)
 
 
 def _write_atomically(table, path: Path) -> None:
@@ -224,7 +224,7 @@ def execute(
         rows = _input(input_path).slice(first_row, first_row + n_rows)
         loaded = {}
         for spec in models:
-            model = _model(spec["path"], spec["format"])
+            model = _model(spec["path"], spec["format"], spec.get("sha256"))
             choose_engine(model, engine)
             loaded[int(spec["model_id"])] = (model, list(spec["columns"]))
         result = explain_rows(rows, loaded, zero_is_present, engine)

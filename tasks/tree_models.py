@@ -9,11 +9,12 @@ A user's model file is never unpickled. Supported files:
 | `lightgbm-text` | LightGBM's text dump (`tree` then `version=`) |
 
 scikit-learn tree ensembles (rf, et, gbc, dt) are explained when they come as
-fitted estimators, through `TreeModel.from_estimator`. That is the path for a
-model trained by genejobs itself (model search keeps its fitted models in
-files it wrote, so they may be trusted): `load_model` resolves a reference of
-the form `genejobs:<model id>` through `GENEJOBS_MODEL_RESOLVER`, which model
-search fills in; until then such a reference is refused with a clear line.
+fitted estimators, through `from_estimator`. That is the path for a model
+trained by genejobs itself (`genejobs:<model id>` on the command line): the
+pipeline model search finalized and saved, format `genejobs-joblib`, loaded
+only if its bytes have the sha256 the service recorded when it wrote the
+file. Its last step is explained; the steps before it (PyCaret's imputers)
+are applied to the rows first, through `TreeModel.prepare`.
 
 Engines (all exact TreeSHAP, path-dependent, on the model's raw output):
 `fast` is FastTreeSHAP's v1 algorithm (`fasttreeshap-fixed`), measured at
@@ -45,9 +46,7 @@ SKLEARN_FAMILIES = {
     "DecisionTreeClassifier": "dt",
 }
 GENEJOBS_PREFIX = "genejobs:"
-
-# Model search sets this to a function `model id -> fitted estimator`; see the module docstring.
-GENEJOBS_MODEL_RESOLVER: Callable[[str], Any] | None = None
+GENEJOBS_FORMAT = "genejobs-joblib"  # a pipeline model search finalized; see the module docstring
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,8 @@ class TreeModel:
     n_features: int
     features: tuple[str, ...] | None
     classifier: bool
+    # Rows (columns in `features` order) -> what the model reads, for a pipeline's model.
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,17 +104,11 @@ def sniff_format(path: Path) -> str:
     )
 
 
-def load_model(reference: str, fmt: str | None = None) -> TreeModel:
-    """Load a model from a file path (of a supported format) or a `genejobs:<id>` reference."""
-    if reference.startswith(GENEJOBS_PREFIX):
-        model_id = reference[len(GENEJOBS_PREFIX) :]
-        if GENEJOBS_MODEL_RESOLVER is None:
-            raise InputError(
-                f"model '{model_id}': models trained by genejobs come with model search, which "
-                "this installation does not have; give an XGBoost or LightGBM model file"
-            )
-        return from_estimator(GENEJOBS_MODEL_RESOLVER(model_id))
+def load_model(reference: str, fmt: str | None = None, sha256: str | None = None) -> TreeModel:
+    """Load a model file of a supported format (a genejobs pipeline only with its sha256)."""
     path = Path(reference)
+    if fmt == GENEJOBS_FORMAT:
+        return _genejobs(path, sha256)
     fmt = fmt or sniff_format(path)
     try:
         if fmt in ("xgboost-json", "xgboost-ubj"):
@@ -128,6 +123,32 @@ def load_model(reference: str, fmt: str | None = None) -> TreeModel:
             f"cannot load {path} as {fmt}: {exc.__class__.__name__} {first}".rstrip()
         ) from None
     raise InputError(f"unknown model format '{fmt}'")
+
+
+def _genejobs(path: Path, sha256: str | None) -> TreeModel:
+    """The final estimator of a pipeline genejobs saved; the steps before it prepare the rows."""
+    import dataclasses
+
+    from storage.artifacts import load_artifact
+
+    if not sha256:
+        raise InputError(f"{path}: a model genejobs saved is loaded only with its recorded sha256")
+    pipeline = load_artifact(path, sha256)
+    steps = getattr(pipeline, "steps", None)
+    model = from_estimator(steps[-1][1] if steps else pipeline)
+    if not steps or len(steps) == 1:
+        return model
+    if model.features is None:
+        raise InputError(f"{path}: the model does not name its features")
+    before, names = pipeline[:-1], list(model.features)
+
+    def prepare(X: np.ndarray) -> np.ndarray:
+        import pandas as pd
+
+        prepared = before.transform(pd.DataFrame(X, columns=names))
+        return np.asarray(prepared[names], dtype=np.float32)
+
+    return dataclasses.replace(model, prepare=prepare)
 
 
 def _xgboost(path: Path) -> TreeModel:
@@ -289,6 +310,8 @@ def probability(model: TreeModel, output: np.ndarray) -> np.ndarray | None:
 def explain(model: TreeModel, X: np.ndarray, engine: str = "auto") -> Explained:
     """Exact SHAP values of every row of X (columns in the model's feature order)."""
     engine = choose_engine(model, engine)
+    if model.prepare is not None:
+        X = model.prepare(X)
     n, k, f = len(X), model.n_outputs, model.n_features
     if engine == "fast":
         explainer = _fast_explainer(model)

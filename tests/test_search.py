@@ -246,3 +246,54 @@ def test_search_of_an_unknown_dataset(stack):
 
 def test_no_logs_log_in_the_test_directory():
     assert not Path(os.getcwd(), "logs.log").exists()
+
+
+def test_shap_explains_a_searched_tree_model_and_refuses_others(small):
+    """`genejobs:<model id>`: a search's saved pipeline, explained like any model file."""
+    import shap
+
+    from storage.artifacts import load_artifact
+
+    board = pd.read_json(
+        io.StringIO(
+            run(
+                "search", small, "--models", "rf,dt", "--folds", str(FOLDS),
+                "--session-id", str(SESSION_ID), "--wait", "--format", "json",
+            ).stdout
+        )
+    )  # fmt: skip
+    best, other = board["model_id"].iloc[0], board["model_id"].iloc[1]
+    shown = json.loads(run("models", "show", best, "--format", "json").output)
+
+    result = run("shap", "run", small, "--model", f"genejobs:{best}", "--wait")
+    job_id = result.output.split("job ")[1].split(":")[0]
+    pipeline = load_artifact(settings().home / shown["artifact_path"], shown["artifact_sha256"])
+    estimator = pipeline.steps[-1][1]
+    frame = small_table().set_index("sample_id").drop(columns="tissue")
+    X = pipeline[:-1].transform(frame)[list(estimator.feature_names_in_)]
+    reference = np.asarray(shap.TreeExplainer(estimator).shap_values(X))  # rows, features, classes
+    stored = np.zeros_like(reference)
+    features = list(estimator.feature_names_in_)
+    for source_row, cls, feature, value in sql(
+        f"SELECT r.source_row, v.class, f.feature, v.shap FROM shap_values v "
+        f"JOIN shap_rows r USING (job_id, row_id, class) "
+        f"JOIN shap_features f USING (job_id, feature_id) WHERE v.job_id = '{job_id}'"
+    ):
+        stored[source_row, features.index(feature), cls] = value
+    assert reference.shape == (60, 30, 3)
+    assert np.abs(stored - reference).max() < 1e-4
+    assert sql(f"SELECT format FROM shap_models WHERE job_id = '{job_id}'") == [
+        ("genejobs-joblib",)
+    ]
+
+    refused("shap", "run", small, "--model", "genejobs:srch-nope-rf", expect="unknown model")
+    refused("shap", "run", small, "--model", f"genejobs:{other}", expect="best model only")
+    linear = pd.read_json(
+        io.StringIO(
+            run("search", small, "--models", "lr", "--folds", str(FOLDS), "--wait",
+                "--format", "json").stdout
+        )
+    )["model_id"].iloc[0]  # fmt: skip
+    refused("shap", "run", small, "--model", f"genejobs:{linear}", expect="not a tree model")
+    # Loading a saved pipeline imports PyCaret, which must not leave its log behind.
+    assert not Path("logs.log").exists() and not list(settings().home.rglob("logs.log"))

@@ -91,8 +91,9 @@ def enqueue_shards(plan: dict, retry: bool = False) -> int:
     "--model",
     "models",
     multiple=True,
-    help="A model file (XGBoost JSON/UBJ, LightGBM text) or genejobs:MODEL_ID (a search's "
-    "saved model); with --partition-col, VALUES=PATH.",
+    help="A model file (XGBoost JSON/UBJ, LightGBM text), genejobs:MODEL_ID (a search's "
+    "saved model) or genejobs:JOB:SEED (an importance run's model, fitted again); with "
+    "--partition-col, VALUES=PATH.",
 )
 @click.option(
     "--manifest",

@@ -71,6 +71,30 @@ def jobs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
+def run_model(con: duckdb.DuckDBPyConnection, job_id: str, seed: str) -> dict:
+    """What fitting a seeded run's model again takes: its dataset file, model, seed, test size."""
+    if not seed.isdigit():
+        raise InputError(f"'{job_id}:{seed}': a run is named JOB:SEED, with a whole-number seed")
+    found = first(
+        con.execute(
+            "SELECT d.path, r.model, r.seed, r.test_size, r.status FROM runs r "
+            "JOIN datasets d USING (dataset_id) WHERE r.job_id = ? AND r.seed = ?",
+            [job_id, int(seed)],
+        ).fetchall()
+    )
+    if found is None:
+        raise NotFoundError(
+            f"no run with seed {seed} in job '{job_id}'; see `genejobs jobs show {job_id}`"
+        )
+    path, model, seed_value, test_size, status = found
+    if status != RunStatus.DONE.value:
+        raise InputError(f"run {job_id}:{seed} is {status}, not done")
+    return {
+        "path": path,
+        "run": {"model": model, "seed": int(seed_value), "test_size": float(test_size)},
+    }
+
+
 def job(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:
     """One job's summary: counts by status, parameters, holdout accuracy spread, errors."""
     frame = con.execute(

@@ -18,9 +18,11 @@ from storage.datasets import listed
 from tasks.tree_models import (
     GENEJOBS_FORMAT,
     GENEJOBS_PREFIX,
+    RUN_FORMAT,
     TreeModel,
     choose_engine,
     load_model,
+    load_spec,
     sniff_format,
 )
 from worker.config import settings
@@ -97,18 +99,26 @@ def _load(choice: ModelChoice) -> tuple[str, TreeModel, dict]:
     """A model's format, the model, and where a task finds it if not in the job's copy.
 
     `genejobs:<model id>` names the model a search finalized and saved: its
-    file stays where the service wrote it, loaded only with its recorded sha256.
+    file stays where the service wrote it, loaded only with its recorded
+    sha256. `genejobs:<job id>:<seed>` names a seeded importance run, whose
+    model is fitted again from its dataset, seed and test size.
     """
     if not choice.source.startswith(GENEJOBS_PREFIX):
         fmt = sniff_format(Path(choice.source))
         return fmt, load_model(choice.source, fmt), {}
-    from storage import model_queries
+    from storage import model_queries, queries
     from storage.db import reading
 
+    name = choice.source[len(GENEJOBS_PREFIX) :]
     with reading() as con:
-        path, sha256 = model_queries.artifact(con, choice.source[len(GENEJOBS_PREFIX) :])
-    model = load_model(str(settings().home / path), GENEJOBS_FORMAT, sha256)
-    return GENEJOBS_FORMAT, model, {"path": path, "sha256": sha256}
+        if ":" in name:
+            job_id, _, seed = name.rpartition(":")
+            where = {"format": RUN_FORMAT, **queries.run_model(con, job_id, seed)}
+        else:
+            path, sha256 = model_queries.artifact(con, name)
+            where = {"format": GENEJOBS_FORMAT, "path": path, "sha256": sha256}
+    model = load_spec(where, settings().home)
+    return where.pop("format"), model, where
 
 
 def prepare_job(
@@ -229,12 +239,17 @@ def prepare_job(
         }
     )
     values = block.to_numpy(dtype=np.float32)
-    for j in range(values.shape[1]):
-        built[f"f{j}"] = values[:, j]
+    built = pd.concat(
+        [built, pd.DataFrame(values, columns=[f"f{j}" for j in range(values.shape[1])])], axis=1
+    )
     # One model's rows side by side, numbered in that order: a shard mostly needs one
     # model, and a feature's stored values ordered by row_id compress to almost nothing.
-    built = built.sort_values(["model_id", "source_row"], kind="stable").reset_index(drop=True)
-    built.insert(0, "row_id", np.arange(len(built), dtype=np.int32))
+    order = np.lexsort((built["source_row"].to_numpy(), built["model_id"].to_numpy()))
+    built = pd.concat(
+        [pd.DataFrame({"row_id": np.arange(len(built), dtype=np.int32)}),
+         built.iloc[order].reset_index(drop=True)],
+        axis=1,
+    )  # fmt: skip
     return PreparedShapJob(
         input=built,
         features=tuple(features),

@@ -92,9 +92,13 @@ def gene_importances(estimator, model: str) -> Selection:
     return _select(magnitude.mean(axis=0), dominant, coef)
 
 
-def fit_run(matrix: ExpressionMatrix, model: str, seed: int, test_size: float) -> RunResult:
-    """Split with `seed` (stratified), fit `model` with random_state = seed, score the holdout."""
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+def fit_estimator(matrix: ExpressionMatrix, model: str, seed: int, test_size: float):
+    """Split with `seed` (stratified) and fit `model` with random_state = seed.
+
+    Returns the fitted estimator, the holdout (X_test, y_test), the training
+    size and the fit's seconds. The same arguments give the same estimator, so
+    a run's model can be fitted again where it is needed (SHAP of a run).
+    """
     from sklearn.model_selection import train_test_split
 
     X_train, X_test, y_train, y_test = train_test_split(
@@ -107,7 +111,14 @@ def fit_run(matrix: ExpressionMatrix, model: str, seed: int, test_size: float) -
         # business; PyCaret's defaults are kept as they are.
         warnings.simplefilter("ignore")
         estimator.fit(X_train, y_train)
-    fit_seconds = time.perf_counter() - started
+    return estimator, X_test, y_test, len(y_train), time.perf_counter() - started
+
+
+def fit_run(matrix: ExpressionMatrix, model: str, seed: int, test_size: float) -> RunResult:
+    """Split with `seed` (stratified), fit `model` with random_state = seed, score the holdout."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    estimator, X_test, y_test, n_train, fit_seconds = fit_estimator(matrix, model, seed, test_size)
     predicted = estimator.predict(X_test)
     average = "binary" if len(matrix.classes) == 2 else "weighted"
     precision, recall, f1, _ = precision_recall_fscore_support(
@@ -115,7 +126,7 @@ def fit_run(matrix: ExpressionMatrix, model: str, seed: int, test_size: float) -
     )
     return RunResult(
         seed=seed,
-        n_train=len(y_train),
+        n_train=n_train,
         n_test=len(y_test),
         accuracy=float(accuracy_score(y_test, predicted)),
         precision=float(precision),

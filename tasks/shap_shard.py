@@ -9,6 +9,7 @@ with their paths. `shap_shard` is the Celery task around it.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.tree_models import TreeModel, choose_engine, explain, load_model
+from tasks.tree_models import TreeModel, choose_engine, explain, load_spec
 from worker import inbox
 from worker.app import app
 from worker.config import settings
@@ -188,9 +189,10 @@ def _input(relative_path: str) -> JobInput:
 
 
 @lru_cache(maxsize=32)
-def _model(relative_path: str, fmt: str, sha256: str | None = None) -> TreeModel:
-    # Model files (job copies, saved genejobs models) never change: load each once per process.
-    return load_model(str(settings().home / relative_path), fmt, sha256)
+def _model(spec: str) -> TreeModel:
+    # A job's models (copies, saved genejobs models, refitted runs) never change: one load
+    # per process and model entry (JSON, so that the cache can key on it).
+    return load_spec(json.loads(spec), settings().home)
 
 
 def _write_atomically(table, path: Path) -> None:
@@ -224,7 +226,7 @@ def execute(
         rows = _input(input_path).slice(first_row, first_row + n_rows)
         loaded = {}
         for spec in models:
-            model = _model(spec["path"], spec["format"], spec.get("sha256"))
+            model = _model(json.dumps(spec, sort_keys=True))
             choose_engine(model, engine)
             loaded[int(spec["model_id"])] = (model, list(spec["columns"]))
         result = explain_rows(rows, loaded, zero_is_present, engine)

@@ -14,7 +14,10 @@ trained by genejobs itself (`genejobs:<model id>` on the command line): the
 pipeline model search finalized and saved, format `genejobs-joblib`, loaded
 only if its bytes have the sha256 the service recorded when it wrote the
 file. Its last step is explained; the steps before it (PyCaret's imputers)
-are applied to the rows first, through `TreeModel.prepare`.
+are applied to the rows first, through `TreeModel.prepare`. A seeded
+importance run keeps no model file (`genejobs:<job id>:<seed>`, format
+`genejobs-run`): its model is fitted again from the run's dataset, seed and
+test size, which gives the same estimator, in each process that needs it.
 
 Engines (all exact TreeSHAP, path-dependent, on the model's raw output):
 `fast` is FastTreeSHAP's v1 algorithm (`fasttreeshap-fixed`), measured at
@@ -47,6 +50,7 @@ SKLEARN_FAMILIES = {
 }
 GENEJOBS_PREFIX = "genejobs:"
 GENEJOBS_FORMAT = "genejobs-joblib"  # a pipeline model search finalized; see the module docstring
+RUN_FORMAT = "genejobs-run"  # a seeded importance run's model, fitted again from its dataset
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,26 @@ def load_model(reference: str, fmt: str | None = None, sha256: str | None = None
             f"cannot load {path} as {fmt}: {exc.__class__.__name__} {first}".rstrip()
         ) from None
     raise InputError(f"unknown model format '{fmt}'")
+
+
+def load_spec(spec: dict, home: Path) -> TreeModel:
+    """The model a SHAP job's model entry names (paths relative to the data dir `home`)."""
+    if spec["format"] == RUN_FORMAT:
+        run = spec["run"]
+        return refit_run(home / spec["path"], run["model"], int(run["seed"]), run["test_size"])
+    return load_model(str(home / spec["path"]), spec["format"], spec.get("sha256"))
+
+
+def refit_run(dataset: Path, model: str, seed: int, test_size: float) -> TreeModel:
+    """An importance run's model, fitted again exactly as the run fitted it."""
+    import dataclasses
+
+    from storage.datasets import load_matrix
+    from tasks.importance import fit_estimator
+
+    matrix = load_matrix(dataset)
+    estimator = fit_estimator(matrix, model, seed, test_size)[0]
+    return dataclasses.replace(from_estimator(estimator), features=tuple(matrix.genes))
 
 
 def _genejobs(path: Path, sha256: str | None) -> TreeModel:

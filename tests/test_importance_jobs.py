@@ -9,7 +9,16 @@ import threading
 
 import pandas as pd
 
-from tests.conftest import add_tissue, frame_of, job_done, run, run_subprocess, sql, wait_until
+from tests.conftest import (
+    add_tissue,
+    frame_of,
+    job_done,
+    refused,
+    run,
+    run_subprocess,
+    sql,
+    wait_until,
+)
 from worker import inbox
 from worker.config import settings
 from worker.stack import running
@@ -289,3 +298,41 @@ def test_status_reports_the_stack(stack):
     assert report["redis"] and report["writer"] and report["compute_workers"]
     assert report["database"] == str(settings().db_path)
     assert report["queue_compute"] >= 0
+
+
+def test_shap_explains_a_run_model_fitted_again(tissue):
+    """`genejobs:JOB:SEED`: a seeded run's model, fitted again as the run fitted it."""
+    import numpy as np
+    import shap
+
+    from storage.datasets import load_matrix
+    from tasks.importance import fit_estimator
+
+    result = run("importance", tissue, "--model", "dt", "--seeds", "77", "--wait")
+    job_id = result.output.split("job ")[1].split(":")[0]
+    shap_job = run("shap", "run", tissue, "--model", f"genejobs:{job_id}:77", "--wait")
+    shap_id = shap_job.output.split("job ")[1].split(":")[0]
+
+    path, test_size = sql(
+        f"SELECT d.path, r.test_size FROM runs r JOIN datasets d USING (dataset_id) "
+        f"WHERE r.job_id = '{job_id}'"
+    )[0]
+    matrix = load_matrix(settings().home / path)
+    estimator = fit_estimator(matrix, "dt", 77, test_size)[0]
+    reference = np.asarray(shap.TreeExplainer(estimator).shap_values(matrix.X))
+    assert reference.shape == (len(matrix.sample_ids), len(matrix.genes), len(matrix.classes))
+    stored = np.zeros_like(reference)
+    samples, genes = list(matrix.sample_ids), list(matrix.genes)
+    for key, cls, gene, value in sql(
+        f"SELECT r.row_key, v.class, f.feature, v.shap FROM shap_values v "
+        f"JOIN shap_rows r USING (job_id, row_id, class) "
+        f"JOIN shap_features f USING (job_id, feature_id) WHERE v.job_id = '{shap_id}'"
+    ):
+        stored[samples.index(key), genes.index(gene), cls] = value
+    assert np.abs(stored - reference).max() < 1e-4
+
+    refused("shap", "run", tissue, "--model", f"genejobs:{job_id}:78", expect="no run with seed")
+    refused("shap", "run", tissue, "--model", f"genejobs:{job_id}:x", expect="whole-number seed")
+    linear = run("importance", tissue, "--model", "ridge", "--seeds", "77", "--wait")
+    linear_id = linear.output.split("job ")[1].split(":")[0]
+    refused("shap", "run", tissue, "--model", f"genejobs:{linear_id}:77", expect="not a tree")

@@ -39,7 +39,6 @@ import duckdb
 import psutil
 from threadpoolctl import threadpool_limits
 
-from cli.runs import enqueue_runs
 from storage import queries
 from storage.datasets import ExpressionMatrix, load_matrix
 from storage.db import connect, reading
@@ -48,7 +47,7 @@ from worker import inbox
 from worker.config import settings
 from worker.stack import running
 
-TISSUE_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "tissue_gene_expression.csv"
+TISSUE_CSV = Path(__file__).resolve().parents[1] / "tests/data/tissue_gene_expression.csv.gz"
 OUT_JSON = Path(__file__).resolve().parent / "out" / "importance.json"
 DATASET = "tissue"
 TEST_SIZE = 0.3
@@ -248,13 +247,11 @@ def wait_recorded(job_id: str, done: int, poll: float) -> None:
 
 
 def service_job(model: str, runs: int, poll: float = 0.05) -> dict:
-    """One job through the service: plan, enqueue, wait until every run is in DuckDB."""
+    """One job through the service: plan (the writer enqueues), wait until every run is stored."""
     with metered() as measured:
         started = time.perf_counter()
         plan = plan_job(model, runs)
-        planned = time.perf_counter()
-        enqueue_runs(plan)
-        enqueued = time.perf_counter()
+        planned = enqueued = time.perf_counter()
         wait_recorded(plan["job_id"], runs, poll)
     return {
         "job_id": plan["job_id"],
@@ -376,14 +373,17 @@ def check_recorded(expected: dict[str, int]) -> None:
 
 
 def bench_latency(samples: int, warmup: int = 5) -> dict:
-    """Enqueue one dummy run at a time and time it until the writer has recorded it."""
-    plan = plan_job("dummy", samples + warmup)
+    """Request one dummy run at a time and time it until the writer has recorded it.
+
+    Each sample is a job of one run: the request to the writer, which plans
+    it and enqueues its task, the run, and the writer recording it.
+    """
     latencies = []
     with metered() as measured:
-        for position, seed in enumerate(plan["seeds"]):
+        for position in range(samples + warmup):
             started = time.perf_counter()
-            enqueue_runs({**plan, "seeds": [seed]})
-            while inbox.progress(plan["job_id"]).get("done", 0) <= position:
+            plan = plan_job("dummy", 1)
+            while inbox.progress(plan["job_id"]).get("done", 0) < 1:
                 time.sleep(0.001)
             if position >= warmup:
                 latencies.append(1000 * (time.perf_counter() - started))

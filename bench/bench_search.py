@@ -43,7 +43,6 @@ TARGET_SPEEDUP = 1.8
 
 def service_search(session_id: int, folds: int, models: list[str] | None = None) -> dict:
     """One search through the service; wall time from planning until it is finalized."""
-    from cli.search import enqueue_folds
     from storage import model_queries
     from storage.db import reading
     from worker import inbox
@@ -62,7 +61,6 @@ def service_search(session_id: int, folds: int, models: list[str] | None = None)
             "train_size": 0.7,
         }
     )
-    enqueue_folds(plan)
     while True:
         counts = inbox.progress(plan["job_id"])
         if counts and counts.get("pending", 1) == 0:

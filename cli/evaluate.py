@@ -12,32 +12,7 @@ import pandas as pd
 from cli.output import format_option, frame, record
 from worker import inbox
 
-TASK_NAME = "genejobs.holdout_test"  # tasks.evaluate.TASK_NAME, without importing sklearn
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-
-
-def enqueue_tests(plan: dict) -> int:
-    """Send one holdout test task per split seed of a plan; return how many were sent."""
-    from worker.app import Call, enqueue
-
-    return enqueue(
-        Call(
-            TASK_NAME,
-            {
-                "job_id": plan["job_id"],
-                "test_id": test["test_id"],
-                "dataset_path": plan["dataset_path"],
-                "estimator": plan["estimator"],
-                "params": plan["params"],
-                "split_seed": test["split_seed"],
-                "hyper_seed": test["hyper_seed"],
-                "test_size": plan["test_size"],
-            },
-            test["test_id"],
-            f"evaluate {plan['model_id']} split={test['split_seed']}",
-        )
-        for test in plan["tests"]
-    )
 
 
 def spread(accuracy: pd.Series) -> dict:
@@ -100,7 +75,6 @@ def evaluate(model_id, dataset, split_seed, hyper_seed, runs, plot, wait, fmt):
             "hyper_seed": hyper_seed,
         }
     )
-    enqueue_tests(plan)
     job_id = plan["job_id"]
     if wait is None:
         wait = sys.stdout.isatty() or plot is not None

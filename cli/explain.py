@@ -15,7 +15,6 @@ from worker import inbox
 from worker.config import settings
 from worker.errors import InputError, ServiceUnavailable
 
-TASK_NAME = "genejobs.shap_shard"  # tasks.shap_shard.TASK_NAME, without importing it
 DEFAULT_SHARD_ROWS = 10_000
 
 plot_option = click.option(
@@ -58,31 +57,6 @@ def _read_source(table: str) -> tuple:
     data, label_col, id_col = load_frame(settings().home / found["path"])
     data = data.reset_index()
     return data, found["name"], [id_col] if id_col else [], (label_col,)
-
-
-def enqueue_shards(plan: dict, retry: bool = False) -> int:
-    """Send one compute task per shard of a plan; return how many were sent."""
-    from worker.app import Call, enqueue
-
-    job_id = plan["job_id"]
-    return enqueue(
-        Call(
-            TASK_NAME,
-            {
-                "job_id": job_id,
-                "shard": shard["shard"],
-                "input_path": plan["input_path"],
-                "first_row": shard["first_row"],
-                "n_rows": shard["n_rows"],
-                "models": plan["models"],
-                "zero_is_present": plan["zero_is_present"],
-                "engine": plan["engine"],
-            },
-            f"{job_id}-{shard['shard']}" + (f"-{uuid.uuid4().hex[:6]}" if retry else ""),
-            f"shap shard={shard['shard']} job={job_id}",
-        )
-        for shard in plan["shards"]
-    )
 
 
 @shap.command("run")
@@ -168,7 +142,6 @@ def run(
         raise ServiceUnavailable("the genejobs writer is not running; start it with `genejobs up`")
     job_id = "shap-" + uuid.uuid4().hex[:10]
     plan = _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engine)
-    enqueue_shards(plan)
     from cli.runs import follow
 
     header = (
@@ -255,13 +228,10 @@ def show(job_id, fmt):
 @shap.command()
 @click.argument("job_id")
 def retry(job_id):
-    """Re-enqueue the failed shards of a SHAP job."""
-    plan = inbox.request({"op": "retry_shap", "job_id": job_id})
-    if not plan["shards"]:
-        click.echo(f"job {job_id}: nothing to retry")
-        return
-    enqueue_shards(plan, retry=True)
-    click.echo(f"job {job_id}: re-enqueued {len(plan['shards'])} shards")
+    """Run the failed shards of a SHAP job again (as `genejobs jobs retry JOB`)."""
+    from cli.jobs import retry_job
+
+    retry_job(job_id, pending=False, cancelled=False, wait=False)
 
 
 @shap.command("global")

@@ -6,7 +6,7 @@ import uuid
 
 import click
 
-from cli.runs import enqueue_runs, follow, report
+from cli.runs import follow, report
 from storage.store import SEED_LIMIT
 from tasks.models import MODELS
 from worker import inbox
@@ -86,7 +86,6 @@ def importance(dataset, model, runs, test_size, seeds, seed_max, wait):
             "seeds": seeds,
         }
     )
-    enqueue_runs(plan)
     job_id = plan["job_id"]
     header = f"job {job_id}: {len(plan['seeds'])} runs of {model} on {plan['dataset']}"
     counts = follow(job_id, wait, header, len(plan["seeds"]))

@@ -1,4 +1,8 @@
-"""`genejobs jobs`: list, show, cancel and retry jobs."""
+"""`genejobs jobs`: list, show, watch, cancel and retry jobs of every kind.
+
+Importance jobs, searches, evaluations and SHAP jobs are all jobs of units
+(seeded runs, folds, holdout tests, shards); these commands treat them alike.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import sys
 import click
 
 from cli.output import format_option, frame, record
-from cli.runs import enqueue_runs, report, wait_for
+from cli.runs import report, wait_for
 from storage import queries
 from storage.db import reading
 from worker import inbox
@@ -15,13 +19,13 @@ from worker import inbox
 
 @click.group()
 def jobs():
-    """Follow and control jobs."""
+    """Follow and control jobs of every kind: importance, search, evaluate, SHAP."""
 
 
 @jobs.command("list")
 @format_option
 def list_(fmt):
-    """List jobs with their run counts and status."""
+    """List jobs with their unit counts and status."""
     with reading() as con:
         frame(queries.jobs(con), fmt, title="jobs")
 
@@ -30,23 +34,37 @@ def list_(fmt):
 @click.argument("job_id")
 @format_option
 def show(job_id, fmt):
-    """Show one job: parameters, run counts, holdout accuracy spread, first errors."""
+    """Show one job: unit counts, its kind's summary, first errors."""
     with reading() as con:
         record(queries.job(con, job_id), fmt, title=f"job {job_id}")
 
 
 @jobs.command()
 @click.argument("job_id")
+def watch(job_id):
+    """Follow a job with its progress bar until no unit is pending; fail if any unit failed."""
+    with reading() as con:
+        summary = queries.job(con, job_id)
+    if summary["pending"]:
+        inbox.require_redis()
+        click.echo(f"job {job_id}: {summary['kind']}, {summary['units']} units", err=True)
+        counts = wait_for(job_id, int(summary["units"]))
+    else:
+        counts = {k: int(summary[k]) for k in ("done", "failed", "cancelled")}
+    report(job_id, counts)
+
+
+@jobs.command()
+@click.argument("job_id")
 def cancel(job_id):
-    """Cancel a job: its pending runs are skipped; finished runs stay recorded."""
+    """Cancel a job: its pending units are not run; finished ones stay recorded.
+
+    The cancel is kept in the results file: no unit of the job is recorded as
+    done afterwards, even by a task that was already running.
+    """
     inbox.require_redis()
-    inbox.mark_cancelled(job_id)
-    try:
-        reply = inbox.request({"op": "cancel_job", "job_id": job_id})
-    except Exception:
-        inbox.client().delete(inbox.CANCEL_PREFIX + job_id)
-        raise
-    click.echo(f"job {job_id}: cancelled {reply['cancelled']} pending runs")
+    reply = inbox.request({"op": "cancel_job", "job_id": job_id})
+    click.echo(f"job {job_id}: cancelled {reply['cancelled']} pending units")
 
 
 @jobs.command()
@@ -54,27 +72,41 @@ def cancel(job_id):
 @click.option(
     "--pending",
     is_flag=True,
-    help="Also re-enqueue runs still pending (e.g. after the queue was lost).",
+    help="Also send again units still pending (their tasks may be lost).",
+)
+@click.option(
+    "--cancelled",
+    is_flag=True,
+    help="Also run the units a cancel stopped, and lift the cancel.",
 )
 @click.option(
     "--wait/--no-wait",
     default=None,
     help="Follow the job with a progress bar [default: when on a terminal].",
 )
-def retry(job_id, pending, wait):
-    """Re-enqueue the failed runs of a job (with their seeds)."""
+def retry(job_id, pending, cancelled, wait):
+    """Run a job's failed units again (with the same seeds, folds or shards)."""
+    retry_job(job_id, pending, cancelled, wait)
+
+
+def retry_job(job_id: str, pending: bool, cancelled: bool, wait: bool | None) -> None:
     inbox.require_redis()
-    plan = inbox.request({"op": "retry_job", "job_id": job_id, "include_pending": pending})
-    inbox.client().delete(inbox.CANCEL_PREFIX + job_id)
-    if not plan["seeds"]:
+    reply = inbox.request(
+        {
+            "op": "retry_job",
+            "job_id": job_id,
+            "include_pending": pending,
+            "include_cancelled": cancelled,
+        }
+    )
+    if not reply["sent"]:
         click.echo(f"job {job_id}: nothing to retry")
         return
-    enqueue_runs(plan, retry=True)
-    click.echo(f"job {job_id}: re-enqueued {len(plan['seeds'])} runs")
+    click.echo(f"job {job_id}: sent {reply['sent']} units again")
     if wait is None:
         wait = sys.stdout.isatty()
     if wait:
-        counts = wait_for(job_id, inbox.progress(job_id).get("total", len(plan["seeds"])))
+        counts = wait_for(job_id, inbox.progress(job_id).get("total", reply["sent"]))
         report(job_id, counts)
 
 

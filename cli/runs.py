@@ -4,36 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
-import uuid
 
 import click
 
 from worker import inbox
-
-TASK_NAME = "genejobs.importance_run"  # tasks.importance.TASK_NAME, without importing sklearn
-
-
-def enqueue_runs(plan: dict, retry: bool = False) -> int:
-    """Send one compute task per seed of a plan; return how many were sent."""
-    from worker.app import Call, enqueue
-
-    job_id, model = plan["job_id"], plan["model"]
-    return enqueue(
-        Call(
-            TASK_NAME,
-            {
-                "job_id": job_id,
-                "dataset_id": plan["dataset_id"],
-                "dataset_path": plan["dataset_path"],
-                "model": model,
-                "seed": seed,
-                "test_size": plan["test_size"],
-            },
-            f"{job_id}-{seed}" + (f"-{uuid.uuid4().hex[:6]}" if retry else ""),
-            f"importance {model} seed={seed} job={job_id}",
-        )
-        for seed in plan["seeds"]
-    )
 
 
 def wait_for(job_id: str, total: int, poll: float = 0.2) -> dict[str, int]:
@@ -100,6 +74,6 @@ def report(job_id: str, counts: dict[str, int]) -> None:
     )
     if counts.get("failed", 0):
         raise click.ClickException(
-            f"{counts['failed']} runs failed; see `genejobs jobs show {job_id}`, "
+            f"{counts['failed']} units failed; see `genejobs jobs show {job_id}`, "
             f"then `genejobs jobs retry {job_id}`"
         )

@@ -7,10 +7,8 @@ import uuid
 import click
 
 from cli.output import format_option, frame
-from tasks.candidates import CANDIDATES, METRICS, choose, metric
+from tasks.candidates import METRICS, choose, metric
 from worker import inbox
-
-FOLD_TASK = "genejobs.search_fold"  # tasks.search.FOLD_TASK, without importing PyCaret
 
 
 def _model_list(ctx, param, value):
@@ -20,34 +18,6 @@ def _model_list(ctx, param, value):
     if not models:
         raise click.BadParameter("give model ids separated by commas, e.g. lr,rf,et")
     return models
-
-
-def enqueue_folds(plan: dict) -> int:
-    """Send one task per (model, fold), the most expensive models first.
-
-    Longest first keeps every worker busy to the end: a slow model's folds run
-    side by side instead of trailing behind the quick ones.
-    """
-    from worker.app import Call, enqueue
-
-    job_id = plan["job_id"]
-    units = [(m, f) for m in plan["models"] for f in range(plan["setup"]["folds"])]
-    units.sort(key=lambda unit: -CANDIDATES[unit[0]].cost)
-    return enqueue(
-        Call(
-            FOLD_TASK,
-            {
-                "job_id": job_id,
-                "dataset_path": plan["dataset_path"],
-                "setup": plan["setup"],
-                "model": model,
-                "fold": fold,
-            },
-            f"{job_id}-{model}-{fold}",
-            f"search {model} fold={fold} job={job_id}",
-        )
-        for model, fold in units
-    )
 
 
 def print_leaderboard(job_id: str, fmt: str) -> None:
@@ -124,7 +94,7 @@ def search(dataset, include, exclude, folds, sort, session_id, train_size, wait,
             "train_size": train_size,
         }
     )
-    total = enqueue_folds(plan)
+    total = len(plan["models"]) * plan["setup"]["folds"]
     job_id = plan["job_id"]
     from cli.runs import follow
 

@@ -10,6 +10,7 @@ id columns, so a worker needs only the path.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import os
@@ -64,8 +65,17 @@ class ExpressionMatrix:
 
 
 def _header(path: Path, sep: str) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8") as handle:
         return next(csv.reader(handle, delimiter=sep), [])
+
+
+def _table_suffix(path: Path) -> str:
+    """The file type that decides the reader; `x.csv.gz` is a gzipped CSV."""
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    if suffixes and suffixes[-1] == ".gz" and len(suffixes) == 2 and suffixes[0] in READERS:
+        return suffixes[0] if READERS[suffixes[0]] is not None else ".gz"
+    return suffixes[-1] if suffixes else ""
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -75,10 +85,11 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(f"no such file: {path}")
     if not path.is_file():
         raise InputError(f"not a file: {path}")
-    suffix = path.suffix.lower()
+    suffix = _table_suffix(path)
     if suffix not in READERS:
         raise InputError(
-            f"unsupported file type {suffix or '(none)'} for {path}; use .csv, .tsv or .parquet"
+            f"unsupported file type {suffix or '(none)'} for {path}; "
+            "use .csv, .tsv (either may be gzipped: .csv.gz) or .parquet"
         )
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty")

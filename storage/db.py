@@ -51,11 +51,31 @@ def reading(wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     path = settings().db_path
     if not path.exists():
         raise GenejobsError(f"no results file at {path} yet; start the stack with `genejobs up`")
+    _yield_to_writer(settings().lock_wait if wait is None else wait)
     con = connect(path, read_only=True, wait=wait)
     try:
         yield con
     finally:
         con.close()
+
+
+def _yield_to_writer(wait: float) -> None:
+    """Let a writer that is waiting for the file in first (up to `wait` seconds).
+
+    Readers that open the file back to back would otherwise keep the writer
+    out for as long as they keep coming: a reader polling a job would see it
+    never advance. Without Redis there is no writer to wait for.
+    """
+    import redis
+
+    from worker import inbox
+
+    deadline = time.monotonic() + min(wait, 10.0)
+    try:
+        while inbox.client().exists(inbox.WRITER_WANTS) and time.monotonic() < deadline:
+            time.sleep(0.005)
+    except redis.RedisError:
+        return
 
 
 def first(rows: list[tuple]) -> tuple | None:

@@ -7,8 +7,9 @@ pending -> done/failed once; a search is ranked once, when its last fold is
 recorded and its models are still pending; a model's artifact is recorded
 once. Planning the same job id twice returns the first plan.
 
-Follow-up work (finalizing a search's best model) is collected in
-`followups` and sent by the writer after the commit.
+Follow-up work (finalizing a search's best model) is not kept here: a best
+model without an artifact is a pending unit, which `storage.units` finds and
+the writer sends after the commit, and again after any crash.
 """
 
 from __future__ import annotations
@@ -26,10 +27,16 @@ from storage.db import first
 from storage.leaderboard import leaderboard
 from tasks.candidates import CANDIDATES, METRIC_COLUMNS, choose, metric
 from worker.config import settings
+from worker.contract import (
+    FOLD_SCORED,
+    MODEL_FINALIZE_FAILED,
+    MODEL_FINALIZED,
+    TEST_DONE,
+    TEST_FAILED,
+)
 from worker.errors import InputError, NotFoundError
 
-RESULT_OPS = {"fold_scored", "model_finalized", "model_finalize_failed", "test_done", "test_failed"}
-FINALIZE_TASK = "genejobs.search_finalize"  # tasks.search.FINALIZE_TASK, without importing it
+RESULT_OPS = {FOLD_SCORED, MODEL_FINALIZED, MODEL_FINALIZE_FAILED, TEST_DONE, TEST_FAILED}
 SEED_LIMIT = 2**32 - 1
 PENDING, DONE, FAILED = "pending", "done", "failed"
 
@@ -50,7 +57,6 @@ class ModelStore:
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
-        self.followups: list[dict] = []
 
     # planning ---------------------------------------------------------------------
 
@@ -399,22 +405,6 @@ class ModelStore:
                 WHERE job_id = ? AND status = '{PENDING}'""",
             [job_id],
         )
-        if len(ranked):
-            best = ranked.iloc[0]
-            self.followups.append(
-                {
-                    "task": FINALIZE_TASK,
-                    "task_id": f"{best['model_id']}-finalize",
-                    "shadow": f"finalize {best['model']} job={job_id}",
-                    "kwargs": {
-                        "job_id": job_id,
-                        "dataset_path": plan["dataset_path"],
-                        "setup": plan["setup"],
-                        "model_id": best["model_id"],
-                        "model": best["model"],
-                    },
-                }
-            )
 
     def _record_artifact(self, message: dict) -> set[str]:
         home = settings().home
@@ -498,7 +488,7 @@ class ModelStore:
 
         A search counts its folds plus one unit for finalizing its best model,
         which is pending until the artifact is recorded (failed when finalizing
-        failed or no model could be ranked).
+        failed or no model could be ranked, cancelled with its job).
         """
         if not job_ids:
             return {}
@@ -515,26 +505,24 @@ class ModelStore:
         ).fetchall():
             counts.setdefault(job_id, {PENDING: 0, DONE: 0, FAILED: 0, "cancelled": 0})
             counts[job_id][status] = n
-        for job_id, pending, best, artifact, finalize_error in self.con.execute(
-            f"""SELECT job_id, count(*) FILTER (WHERE status = '{PENDING}'),
-                       count(*) FILTER (WHERE best), count(artifact_sha256),
-                       count(finalize_error)
-                FROM model_runs WHERE job_id IN ({marks}) GROUP BY job_id""",
+        for job_id, pending, cancelled, best, artifact, finalize_error in self.con.execute(
+            f"""SELECT m.job_id, count(*) FILTER (WHERE m.status = '{PENDING}'),
+                       bool_or(j.cancelled), count(*) FILTER (WHERE m.best),
+                       count(m.artifact_sha256), count(m.finalize_error)
+                FROM model_runs m JOIN jobs j USING (job_id)
+                WHERE m.job_id IN ({marks}) GROUP BY m.job_id""",
             ids,
         ).fetchall():
             unit = (
-                PENDING
-                if pending or (best and not artifact and not finalize_error)
-                else DONE
+                DONE
                 if artifact
+                else "cancelled"
+                if cancelled
+                else PENDING
+                if pending or (best and not finalize_error)
                 else FAILED
             )
             counts[job_id][unit] += 1
         for job_counts in counts.values():
             job_counts["total"] = sum(job_counts[s] for s in (PENDING, DONE, FAILED, "cancelled"))
         return counts
-
-    def take_followups(self) -> list[dict]:
-        """Hand over (and forget) the tasks to send now that their transaction committed."""
-        followups, self.followups = self.followups, []
-        return followups

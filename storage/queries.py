@@ -40,12 +40,12 @@ def datasets(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 _JOB_COUNTS = """
-    SELECT j.job_id, j.kind, d.name AS dataset, j.model,
+    SELECT j.job_id, j.kind, coalesce(d.name, j.source) AS dataset, j.model,
            CASE WHEN j.cancelled THEN 'cancelled'
                 WHEN count(*) FILTER (WHERE r.status = 'pending') > 0 THEN 'running'
                 WHEN count(*) FILTER (WHERE r.status = 'failed') > 0 THEN 'failed'
                 ELSE 'done' END AS status,
-           j.n_runs AS runs,
+           count(r.status) AS units,
            count(*) FILTER (WHERE r.status = 'done')      AS done,
            count(*) FILTER (WHERE r.status = 'failed')    AS failed,
            count(*) FILTER (WHERE r.status = 'pending')   AS pending,
@@ -53,22 +53,24 @@ _JOB_COUNTS = """
            round(avg(r.accuracy), 4) AS mean_accuracy,
            strftime(j.created_at, '%Y-%m-%d %H:%M:%S') AS created,
            strftime(max(r.finished_at), '%Y-%m-%d %H:%M:%S') AS finished
-    FROM jobs j JOIN datasets d USING (dataset_id) LEFT JOIN (
-        -- a job's units of work, whatever its kind: seeded runs, search folds, evaluations
+    FROM (
+        SELECT job_id, kind, dataset_id, NULL AS source, model, cancelled, created_at FROM jobs
+        UNION ALL
+        SELECT job_id, 'shap', NULL, source, NULL, cancelled, created_at FROM shap_jobs
+    ) j LEFT JOIN datasets d USING (dataset_id) LEFT JOIN (
+        -- a job's units of work, whatever its kind: seeded runs, search folds, evaluations,
+        -- SHAP shards
         SELECT job_id, status, accuracy, finished_at FROM runs
         UNION ALL SELECT job_id, status, accuracy, finished_at FROM search_folds
         UNION ALL SELECT job_id, status, accuracy, finished_at FROM test_results
+        UNION ALL SELECT job_id, status, NULL, finished_at FROM shap_shards
     ) r USING (job_id)
 """
+_JOB_GROUP = " GROUP BY j.job_id, j.kind, d.name, j.source, j.model, j.cancelled, j.created_at"
 
 
 def jobs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    return con.execute(
-        _JOB_COUNTS
-        + """
-        GROUP BY j.job_id, j.kind, d.name, j.model, j.n_runs, j.cancelled, j.created_at
-        ORDER BY j.created_at"""
-    ).df()
+    return con.execute(_JOB_COUNTS + _JOB_GROUP + " ORDER BY j.created_at").df()
 
 
 def run_model(con: duckdb.DuckDBPyConnection, job_id: str, seed: str) -> dict:
@@ -96,43 +98,73 @@ def run_model(con: duckdb.DuckDBPyConnection, job_id: str, seed: str) -> dict:
 
 
 def job(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:
-    """One job's summary: counts by status, parameters, holdout accuracy spread, errors."""
-    frame = con.execute(
-        _JOB_COUNTS + " WHERE j.job_id = ? GROUP BY j.job_id, j.kind, d.name, j.model, j.n_runs, "
-        "j.cancelled, j.created_at",
-        [job_id],
-    ).df()
+    """One job's summary: unit counts, then what its kind tells best.
+
+    Importance: parameters, holdout accuracy spread, genes selected. Search:
+    the top of its leaderboard and its saved model. Evaluation: holdout
+    accuracy over the splits. SHAP: rows, models and additivity. Then the
+    first errors.
+    """
+    frame = con.execute(_JOB_COUNTS + " WHERE j.job_id = ?" + _JOB_GROUP, [job_id]).df()
     if frame.empty:
         raise NotFoundError(f"unknown job '{job_id}'; see `genejobs jobs list`")
     summary = frame.iloc[0].to_dict()
+    kind = summary["kind"]
+    if kind == "shap":
+        from storage import shap_queries
+
+        details = shap_queries.job(con, job_id)
+        return {**summary, **{k: v for k, v in details.items() if k not in summary}}
     params = first(con.execute("SELECT params FROM jobs WHERE job_id = ?", [job_id]).fetchall())[0]
     summary["params"] = json.loads(params)
-    stats = first(
-        con.execute(
-            """SELECT min(accuracy), quantile_cont(accuracy, 0.5), max(accuracy), stddev(accuracy),
-                  avg(n_selected), avg(fit_seconds)
-           FROM runs WHERE job_id = ? AND status = 'done'""",
-            [job_id],
-        ).fetchall()
-    )
-    for key, value in zip(
-        [
-            "min_accuracy",
-            "median_accuracy",
-            "max_accuracy",
-            "sd_accuracy",
-            "mean_genes_selected",
-            "mean_fit_seconds",
-        ],
-        stats,
-        strict=True,
-    ):
-        summary[key] = value
+    table, key = {
+        "importance": ("runs", "seed"),
+        "search": ("search_folds", "model || ' fold ' || fold"),
+        "evaluate": ("test_results", "test_id"),
+    }[kind]
+    if kind in ("importance", "evaluate"):
+        stats = first(
+            con.execute(
+                f"""SELECT min(accuracy), quantile_cont(accuracy, 0.5), max(accuracy),
+                      avg(accuracy), stddev(accuracy), avg(fit_seconds)
+               FROM {table} WHERE job_id = ? AND status = 'done'""",
+                [job_id],
+            ).fetchall()
+        )
+        names = ["min", "median", "max", "mean", "sd"]
+        summary.update({f"{n}_accuracy": v for n, v in zip(names, stats, strict=False)})
+        summary["mean_fit_seconds"] = stats[-1]
+    if kind == "importance":
+        summary["mean_genes_selected"] = first(
+            con.execute(
+                "SELECT avg(n_selected) FROM runs WHERE job_id = ? AND status = 'done'", [job_id]
+            ).fetchall()
+        )[0]
+    if kind == "search":
+        summary["leaderboard_top"] = [
+            {"rank": rank, "model": model, "accuracy": acc, "auc": auc, "f1": f1}
+            for rank, model, acc, auc, f1 in con.execute(
+                "SELECT rank, model, accuracy, auc, f1 FROM model_runs "
+                "WHERE job_id = ? AND rank IS NOT NULL ORDER BY rank LIMIT 5",
+                [job_id],
+            ).fetchall()
+        ]
+        summary["best_model"] = (
+            first(
+                con.execute(
+                    "SELECT model_id || coalesce(' saved as ' || artifact_path, "
+                    "' (finalize failed: ' || finalize_error || ')', ' (not saved yet)') "
+                    "FROM model_runs WHERE job_id = ? AND best",
+                    [job_id],
+                ).fetchall()
+            )
+            or [None]
+        )[0]
     summary["errors"] = [
-        {"seed": seed, "error": error}
-        for seed, error in con.execute(
-            "SELECT seed, error FROM runs WHERE job_id = ? AND status = 'failed' "
-            "ORDER BY seed LIMIT 5",
+        {"unit": str(unit), "error": error}
+        for unit, error in con.execute(
+            f"SELECT {key}, error FROM {table} WHERE job_id = ? AND status = 'failed' "
+            "ORDER BY 1 LIMIT 5",
             [job_id],
         ).fetchall()
     ]

@@ -271,5 +271,19 @@ SHAP_DDL = [
     "ALTER TABLE shap_shards ADD COLUMN IF NOT EXISTS rows_path VARCHAR",
     "ALTER TABLE shap_shards ADD COLUMN IF NOT EXISTS values_path VARCHAR",
     "ALTER TABLE shap_rows ADD COLUMN IF NOT EXISTS source_row INTEGER",
+    "ALTER TABLE shap_jobs ADD COLUMN IF NOT EXISTS cancelled BOOLEAN DEFAULT false",
 ]
 DDL += SHAP_DDL
+
+# The writer that may commit: each writer, once it holds the lock in Redis,
+# puts its identity here, and every transaction of a writer first checks that
+# it is still the one named. A writer that lost its lock (a stall longer than
+# the lock's life) and was replaced commits nothing more.
+DDL.append(
+    """
+    CREATE TABLE IF NOT EXISTS writer_fence (
+        holder   VARCHAR NOT NULL,
+        since    TIMESTAMP NOT NULL DEFAULT now()
+    )
+    """
+)

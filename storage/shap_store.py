@@ -20,10 +20,10 @@ import pandas as pd
 from storage.db import first
 from storage.schema import RunStatus
 from worker.config import settings
+from worker.contract import SHARD_DONE, SHARD_FAILED
 from worker.errors import InputError
 
-DONE_OP = "shap_shard_done"
-FAILED_OP = "shap_shard_failed"
+DONE_OP, FAILED_OP = SHARD_DONE, SHARD_FAILED
 OPS = {DONE_OP, FAILED_OP}
 # Values (rows x features x outputs) of finished shards that a job gathers
 # before they are ingested together: ~16 of DuckDB's row groups.
@@ -147,15 +147,6 @@ class ShapStore:
             "shards": [{"shard": s, "first_row": f, "n_rows": n} for s, f, n in shards],
         }
 
-    def retry(self, job_id: str) -> dict:
-        """Put a job's failed shards back to pending and return them."""
-        self.shards_to_run(job_id, statuses=())
-        self.con.execute(
-            "UPDATE shap_shards SET status = ?, error = NULL WHERE job_id = ? AND status = ?",
-            [RunStatus.PENDING.value, job_id, RunStatus.FAILED.value],
-        )
-        return self.shards_to_run(job_id, statuses=(RunStatus.PENDING.value,))
-
     # ingest -------------------------------------------------------------------
 
     def record(self, messages: list[dict]) -> set[str]:
@@ -221,7 +212,7 @@ class ShapStore:
                 ],
             )
         for job_id in sorted(touched):
-            self._ingest_due(job_id)
+            self.ingest_due(job_id)
         return touched
 
     def _count_attempt(self, key: list) -> None:
@@ -229,7 +220,7 @@ class ShapStore:
             "UPDATE shap_shards SET attempts = attempts + 1 WHERE job_id = ? AND shard = ?", key
         )
 
-    def _ingest_due(self, job_id: str) -> None:
+    def ingest_due(self, job_id: str) -> None:
         """Ingest a job's waiting shards if enough values wait or nothing is left to compute."""
         outstanding, shards, rows_paths, values_paths, waiting_rows, per_row = first(
             self.con.execute(

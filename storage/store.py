@@ -29,7 +29,7 @@ from storage.schema import DDL, RunStatus
 from tasks.models import MODELS
 from worker import inbox
 from worker.config import settings
-from worker.errors import InputError, NotFoundError
+from worker.errors import InputError
 
 SEED_LIMIT = 2**32 - 1  # numpy and scikit-learn take random_state below 2**32
 _EXHAUSTIVE_DRAW = 5_000_000  # below this many candidates, list the unused seeds outright
@@ -68,13 +68,18 @@ RUN_KEY = ("dataset_id", "model", "seed", "job_id")
 
 
 def _done_update(value: Callable[[str], str], source: str = "") -> str:
-    """The UPDATE that records runs as done unless they already are; `value(field)` is its SQL."""
+    """The UPDATE that records runs as done; `value(field)` is its SQL.
+
+    Only a pending or failed run becomes done: a repeat of a done run changes
+    nothing, and a cancelled run stays cancelled whatever arrives later.
+    """
     assignments = ", ".join(f"{field} = {value(field)}" for field in DONE_FIELDS)
     match = " AND ".join(f"runs.{key} = {value(key)}" for key in RUN_KEY)
+    open_states = f"'{RunStatus.PENDING.value}', '{RunStatus.FAILED.value}'"
     return (
         f"UPDATE runs SET status = '{RunStatus.DONE.value}', {assignments}, error = NULL, "
         f"attempts = runs.attempts + 1, finished_at = now() {source} "
-        f"WHERE {match} AND runs.status <> '{RunStatus.DONE.value}' "
+        f"WHERE {match} AND runs.status IN ({open_states}) "
         "RETURNING runs.dataset_id, runs.model, runs.seed"
     )
 
@@ -468,52 +473,7 @@ class ResultStore:
             self.con.unregister("failures")
         return set(batch["job_id"])
 
-    # job control ------------------------------------------------------------
-
-    def _job(self, job_id: str) -> tuple:
-        row = first(
-            self.con.execute(
-                "SELECT j.dataset_id, j.model, d.path, d.name FROM jobs j JOIN datasets d "
-                "USING (dataset_id) WHERE job_id = ?",
-                [job_id],
-            ).fetchall()
-        )
-        if row is None:
-            raise NotFoundError(f"unknown job '{job_id}'; see `genejobs jobs list`")
-        return row
-
-    def cancel_job(self, job_id: str) -> dict:
-        """Mark a job cancelled and its pending runs with it; finished runs stay."""
-        self._job(job_id)
-        self.con.execute("UPDATE jobs SET cancelled = true WHERE job_id = ?", [job_id])
-        cancelled = self.con.execute(
-            f"UPDATE runs SET status = '{RunStatus.CANCELLED.value}', finished_at = now() "
-            f"WHERE job_id = ? AND status = '{RunStatus.PENDING.value}' RETURNING seed",
-            [job_id],
-        ).fetchall()
-        return {"job_id": job_id, "cancelled": len(cancelled)}
-
-    def retry_job(self, job_id: str, include_pending: bool) -> dict:
-        """Put a job's failed runs (and, if asked, its pending ones) back to pending."""
-        dataset_id, model, path, name = self._job(job_id)
-        statuses = [RunStatus.FAILED.value] + ([RunStatus.PENDING.value] if include_pending else [])
-        rows = self.con.execute(
-            f"""UPDATE runs SET status = '{RunStatus.PENDING.value}', error = NULL
-                WHERE job_id = ? AND status IN ({", ".join("?" * len(statuses))})
-                RETURNING seed, test_size""",
-            [job_id, *statuses],
-        ).fetchall()
-        if rows:
-            self.con.execute("UPDATE jobs SET cancelled = false WHERE job_id = ?", [job_id])
-        return {
-            "job_id": job_id,
-            "dataset_id": dataset_id,
-            "dataset": name,
-            "dataset_path": path,
-            "model": model,
-            "seeds": sorted(int(r[0]) for r in rows),
-            "test_size": rows[0][1] if rows else None,
-        }
+    # progress ---------------------------------------------------------------
 
     def job_counts(self, job_ids: set[str], table: str = "runs") -> dict[str, dict[str, int]]:
         """Unit counts by status for the given jobs, for progress reporting.

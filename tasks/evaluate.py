@@ -21,9 +21,9 @@ import numpy as np
 from storage.datasets import ExpressionMatrix
 from tasks.importance import _matrix
 from worker import inbox
-from worker.app import app
+from worker.app import unit_task
+from worker.contract import TEST_DONE, TEST_FAILED, Task
 
-TASK_NAME = "genejobs.holdout_test"
 # Estimators are rebuilt from a class path stored in the results file; only
 # these libraries' classes are ever imported that way.
 TRUSTED_MODULES = ("sklearn.", "xgboost.", "lightgbm.", "catboost.")
@@ -136,7 +136,7 @@ def execute(
     except Exception as exc:
         inbox.push(
             {
-                "op": "test_failed",
+                "op": TEST_FAILED,
                 "job_id": job_id,
                 "test_id": test_id,
                 "error": f"{exc.__class__.__name__}: {exc}",
@@ -145,13 +145,13 @@ def execute(
         )
         raise
     inbox.push(
-        {"op": "test_done", "job_id": job_id, "test_id": test_id, "worker": worker,
+        {"op": TEST_DONE, "job_id": job_id, "test_id": test_id, "worker": worker,
          "result": asdict(result)}
     )  # fmt: skip
     return f"{test_id}: accuracy={result.accuracy:.4f}"
 
 
-@app.task(name=TASK_NAME, ignore_result=True)
+@unit_task(Task.HOLDOUT_TEST)
 def holdout_test(
     job_id, test_id, dataset_path, estimator, params, split_seed, hyper_seed, test_size
 ):

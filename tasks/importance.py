@@ -19,10 +19,9 @@ import numpy as np
 from storage.datasets import ExpressionMatrix, load_matrix
 from tasks.models import make_estimator, model_kind
 from worker import inbox
-from worker.app import app
+from worker.app import unit_task
 from worker.config import settings
-
-TASK_NAME = "genejobs.importance_run"
+from worker.contract import RUN_DONE, RUN_FAILED, Task
 
 
 @dataclass(frozen=True)
@@ -159,7 +158,7 @@ def packed_selection(selection: Selection) -> dict:
 
 def run_message(job_id: str, dataset_id: str, model: str, result: RunResult) -> dict:
     return {
-        "op": "run_done",
+        "op": RUN_DONE,
         "job_id": job_id,
         "dataset_id": dataset_id,
         "model": model,
@@ -188,7 +187,7 @@ def execute(
     except Exception as exc:
         inbox.push(
             {
-                "op": "run_failed",
+                "op": RUN_FAILED,
                 "job_id": job_id,
                 "dataset_id": dataset_id,
                 "model": model,
@@ -202,6 +201,6 @@ def execute(
     return f"accuracy={result.accuracy:.4f} genes={result.n_selected}"
 
 
-@app.task(name=TASK_NAME, ignore_result=True)
+@unit_task(Task.IMPORTANCE_RUN)
 def importance_run(job_id, dataset_id, dataset_path, model, seed, test_size):
     return execute(job_id, dataset_id, dataset_path, model, seed, test_size)

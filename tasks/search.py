@@ -29,11 +29,9 @@ from storage.artifacts import quiet_pycaret, write_artifact
 from storage.datasets import load_frame
 from tasks.candidates import METRICS
 from worker import inbox
-from worker.app import app
+from worker.app import unit_task
 from worker.config import settings
-
-FOLD_TASK = "genejobs.search_fold"
-FINALIZE_TASK = "genejobs.search_finalize"
+from worker.contract import FOLD_SCORED, MODEL_FINALIZE_FAILED, MODEL_FINALIZED, Task
 
 
 @dataclass(frozen=True)
@@ -238,9 +236,9 @@ def execute_fold(job_id: str, dataset_path: str, setup: dict, model: str, fold: 
             model, fold, True, f"{exc.__class__.__name__}: {exc}",
             {m.column: 0.0 for m in METRICS}, 0.0, 0.0, "", "{}",
         )  # fmt: skip
-        inbox.push({"op": "fold_scored", "job_id": job_id, "worker": _worker(), **asdict(score)})
+        inbox.push({"op": FOLD_SCORED, "job_id": job_id, "worker": _worker(), **asdict(score)})
         raise
-    inbox.push({"op": "fold_scored", "job_id": job_id, "worker": _worker(), **asdict(score)})
+    inbox.push({"op": FOLD_SCORED, "job_id": job_id, "worker": _worker(), **asdict(score)})
     return f"{model} fold {fold}: " + (score.error or f"accuracy={score.scores['accuracy']:.4f}")
 
 
@@ -252,7 +250,7 @@ def execute_finalize(job_id: str, dataset_path: str, setup: dict, model_id: str,
     except Exception as exc:
         inbox.push(
             {
-                "op": "model_finalize_failed",
+                "op": MODEL_FINALIZE_FAILED,
                 "job_id": job_id,
                 "model_id": model_id,
                 "error": f"{exc.__class__.__name__}: {exc}",
@@ -261,7 +259,7 @@ def execute_finalize(job_id: str, dataset_path: str, setup: dict, model_id: str,
         raise
     inbox.push(
         {
-            "op": "model_finalized",
+            "op": MODEL_FINALIZED,
             "job_id": job_id,
             "model_id": model_id,
             "spool_path": str(path.relative_to(settings().home)),
@@ -273,11 +271,11 @@ def execute_finalize(job_id: str, dataset_path: str, setup: dict, model_id: str,
     return f"{model_id}: holdout accuracy {final.pred_accuracy:.4f}"
 
 
-@app.task(name=FOLD_TASK, ignore_result=True)
+@unit_task(Task.SEARCH_FOLD)
 def search_fold(job_id, dataset_path, setup, model, fold):
     return execute_fold(job_id, dataset_path, setup, model, fold)
 
 
-@app.task(name=FINALIZE_TASK, ignore_result=True)
+@unit_task(Task.SEARCH_FINALIZE)
 def search_finalize(job_id, dataset_path, setup, model_id, model):
     return execute_finalize(job_id, dataset_path, setup, model_id, model)

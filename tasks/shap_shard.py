@@ -22,10 +22,10 @@ import numpy as np
 
 from tasks.tree_models import TreeModel, choose_engine, explain, load_spec
 from worker import inbox
-from worker.app import app
+from worker.app import unit_task
 from worker.config import settings
+from worker.contract import SHARD_DONE, SHARD_FAILED, Task
 
-TASK_NAME = "genejobs.shap_shard"
 ADDITIVITY_TOLERANCE = 1e-3
 BINARY_CLASS = 1  # a binary classifier is explained for its positive class
 SHAP_DECIMALS = 6
@@ -238,7 +238,7 @@ def execute(
     except Exception as exc:
         inbox.push(
             {
-                "op": "shap_shard_failed",
+                "op": SHARD_FAILED,
                 "job_id": job_id,
                 "shard": shard,
                 "error": f"{exc.__class__.__name__}: {exc}",
@@ -248,7 +248,7 @@ def execute(
         raise
     inbox.push(
         {
-            "op": "shap_shard_done",
+            "op": SHARD_DONE,
             "job_id": job_id,
             "shard": shard,
             "rows_path": str(rows_path),
@@ -264,6 +264,6 @@ def execute(
     return f"rows={n_rows} additivity_failures={result.additivity_failures}"
 
 
-@app.task(name=TASK_NAME, ignore_result=True)
+@unit_task(Task.SHAP_SHARD)
 def shap_shard(job_id, shard, input_path, first_row, n_rows, models, zero_is_present, engine):
     return execute(job_id, shard, input_path, first_row, n_rows, models, zero_is_present, engine)

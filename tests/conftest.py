@@ -19,7 +19,7 @@ from cli.main import cli
 from worker.config import settings
 
 REPO = Path(__file__).resolve().parents[1]
-TISSUE = REPO.parent / "shared" / "data" / "tissue_gene_expression.csv"
+TISSUE = REPO / "tests" / "data" / "tissue_gene_expression.csv.gz"
 GENEJOBS = str(Path(sys.executable).parent / "genejobs")
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from worker import inbox
+from worker import inbox, writer_lock
 from worker.config import THREAD_CAPS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -344,7 +344,8 @@ def test_writer_healthcheck_reads_the_writer_lock(services):
         pytest.skip("the writer has no healthcheck")
     text = check["test"] if isinstance(check["test"], str) else " ".join(check["test"])
     keys = set(re.findall(r"genejobs:[a-z:]+", text))
-    assert keys == {inbox.WRITER_LOCK}, f"healthcheck reads {keys}, the lock is {inbox.WRITER_LOCK}"
+    lock = writer_lock.WRITER_LOCK
+    assert keys == {lock}, f"healthcheck reads {keys}, the lock is {lock}"
 
 
 # flower ------------------------------------------------------------------------

@@ -153,16 +153,24 @@ def test_stored_values_match_shap_tree_explainer(l2g):
 
 
 def test_a_redelivered_shard_never_duplicates_rows(l2g):
-    from cli.explain import enqueue_shards
-    from storage.db import reading
-    from storage.shap_store import ShapStore
+    from worker.app import enqueue
+    from worker.contract import Task, Unit
 
     job_id = l2g["job"]
     before = sql(f"SELECT count(*) FROM shap_values WHERE job_id = '{job_id}'")[0][0]
-    with reading() as con:
-        plan = ShapStore(con).shards_to_run(job_id, statuses=("done",))
-    plan["shards"] = plan["shards"][:1]
-    enqueue_shards(plan, retry=True)
+    input_path, zero_is_present, engine, params = sql(
+        "SELECT input_path, zero_is_present, engine, params FROM shap_jobs "
+        f"WHERE job_id = '{job_id}'"
+    )[0]
+    first_row, n_rows = sql(
+        f"SELECT first_row, n_rows FROM shap_shards WHERE job_id = '{job_id}' AND shard = 0"
+    )[0]
+    kwargs = {
+        "job_id": job_id, "shard": 0, "input_path": input_path, "first_row": first_row,
+        "n_rows": n_rows, "models": json.loads(params)["models"],
+        "zero_is_present": zero_is_present, "engine": engine,
+    }  # fmt: skip
+    enqueue([Unit(Task.SHAP_SHARD, job_id, f"{job_id}-0", kwargs, "shap again", resend="again")])
     wait_until(
         lambda: (
             sql(f"SELECT attempts FROM shap_shards WHERE job_id = '{job_id}' AND shard = 0")[0][0]

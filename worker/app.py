@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from worker.config import THREAD_CAPS, settings
 
 for _name, _value in THREAD_CAPS.items():
     os.environ.setdefault(_name, _value)
 
-from celery import Celery  # noqa: E402
+import functools  # noqa: E402
 
+from celery import Celery, signals  # noqa: E402
+from celery.exceptions import Reject  # noqa: E402
+
+from worker import lease  # noqa: E402
+from worker.contract import Unit  # noqa: E402
+from worker.errors import ResultUndelivered  # noqa: E402
 from worker.inbox import COMPUTE_QUEUE  # noqa: E402
 
 
@@ -45,8 +50,8 @@ def make_app() -> Celery:
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        # Longer than the longest task, or Redis hands a running task to a
-        # second worker; the restore sweep brings back tasks of dead workers.
+        # Live workers renew the lease of every task they hold (worker.lease),
+        # so a short timeout only ever brings back the tasks of dead workers.
         broker_transport_options={
             "visibility_timeout": config.visibility_timeout,
             "unacked_restore_interval": config.restore_interval,
@@ -58,22 +63,36 @@ def make_app() -> Celery:
 
 
 app = make_app()
+signals.worker_ready.connect(lease.start_renewing, weak=False)
+
+
+def unit_task(name: str):
+    """Register a compute task whose result, if it cannot reach the writer, runs it again.
+
+    Celery acknowledges a task that raised (acks_late acks failures too); a
+    task whose result never reached the writer must not be acknowledged as
+    done, so it is rejected with requeue instead, and if Redis cannot even
+    take the rejection, its lease lapses and the restore sweep brings it back.
+    """
+
+    def register(function):
+        @functools.wraps(function)
+        def body(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except ResultUndelivered as exc:
+                raise Reject(str(exc), requeue=True) from None
+
+        return app.task(name=str(name), ignore_result=True)(body)
+
+    return register
 
 
 _senders: dict[str, Celery] = {}
 
 
-class Call(NamedTuple):
-    """One task to enqueue: its registered name, JSON arguments, id, and Flower's name for it."""
-
-    name: str
-    kwargs: dict
-    task_id: str
-    shadow: str
-
-
-def enqueue(calls: Iterable[Call]) -> int:
-    """Send tasks to the compute queue over one connection; return how many were sent.
+def enqueue(units: Iterable[Unit]) -> int:
+    """Send units' tasks to the compute queue over one connection; return how many were sent.
 
     Results never go to the result backend (the tasks hand them to the
     writer), so the tasks are sent with ignore_result: otherwise enqueueing
@@ -82,14 +101,14 @@ def enqueue(calls: Iterable[Call]) -> int:
     app_ = sender()
     sent = 0
     with app_.producer_or_acquire() as producer:
-        for call in calls:
+        for unit in units:
             app_.send_task(
-                call.name,
-                kwargs=call.kwargs,
+                unit.task.value,
+                kwargs=unit.kwargs,
                 queue=COMPUTE_QUEUE,
-                task_id=call.task_id,
+                task_id=unit.task_id,
                 producer=producer,
-                shadow=call.shadow,
+                shadow=unit.shadow,
                 ignore_result=True,
             )
             sent += 1

@@ -5,8 +5,10 @@
 | GENEJOBS_HOME                 | ~/.genejobs                      |
 | GENEJOBS_REDIS_URL            | redis://127.0.0.1:6379/0         |
 | GENEJOBS_DB                   | $GENEJOBS_HOME/results.duckdb    |
-| GENEJOBS_VISIBILITY_TIMEOUT   | 21600 (seconds; 6 h)             |
-| GENEJOBS_RESTORE_INTERVAL     | 10 (seconds between sweeps for   |
+| GENEJOBS_VISIBILITY_TIMEOUT   | 30 (seconds a dead worker's task |
+|                               | waits before it runs elsewhere;  |
+|                               | live workers renew their leases) |
+| GENEJOBS_RESTORE_INTERVAL     | 5 (seconds between sweeps for    |
 |                               | unacknowledged tasks)            |
 | GENEJOBS_FLOWER_PORT          | 5555                             |
 | GENEJOBS_LOCK_WAIT            | 30 (seconds a reader waits for   |
@@ -100,8 +102,8 @@ def _settings(values: tuple[str | None, ...], cwd: str, user_home: str | None) -
         home=home,
         redis_url=env.get("GENEJOBS_REDIS_URL", "redis://127.0.0.1:6379/0"),
         db_path=Path(db).expanduser().resolve() if db else home / "results.duckdb",
-        visibility_timeout=int(env.get("GENEJOBS_VISIBILITY_TIMEOUT", "21600")),
-        restore_interval=int(env.get("GENEJOBS_RESTORE_INTERVAL", "10")),
+        visibility_timeout=int(env.get("GENEJOBS_VISIBILITY_TIMEOUT", "30")),
+        restore_interval=int(env.get("GENEJOBS_RESTORE_INTERVAL", "5")),
         flower_port=int(env.get("GENEJOBS_FLOWER_PORT", "5555")),
         lock_wait=float(env.get("GENEJOBS_LOCK_WAIT", "30")),
     )

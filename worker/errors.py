@@ -27,6 +27,10 @@ class ServiceUnavailable(GenejobsError):
     exit_code = 3
 
 
+class ResultUndelivered(ServiceUnavailable):
+    """A task's result could not be handed to the writer; its task must run again."""
+
+
 class StoreBusy(GenejobsError):
     """The DuckDB file stayed locked by another process for longer than we wait."""
 

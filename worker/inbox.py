@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 import redis
 
+from worker import writer_lock
 from worker.config import settings
-from worker.errors import GenejobsError, ServiceUnavailable
+from worker.errors import GenejobsError, ResultUndelivered, ServiceUnavailable
 
 INBOX = "genejobs:inbox"
 PROCESSING = "genejobs:inbox:processing"
+WRITER_WANTS = "genejobs:writer:wants-file"  # set while the writer waits to open the file
 DEAD_LETTERS = "genejobs:inbox:dead"
-WRITER_LOCK = "genejobs:writer:lock"
 REPLY_PREFIX = "genejobs:reply:"
 PROGRESS_PREFIX = "genejobs:job:"
 CANCEL_PREFIX = "genejobs:cancelled:"
@@ -55,13 +56,29 @@ def require_redis() -> redis.Redis:
 
 
 def writer_alive(conn: redis.Redis | None = None) -> bool:
-    """Say whether a writer holds its lock (it refreshes it every second)."""
-    return bool((conn or client()).exists(WRITER_LOCK))
+    """Say whether a writer holds its lock and, if it runs on this machine, still runs."""
+    return writer_lock.writer_alive(conn or client())
 
 
-def push(message: dict[str, Any]) -> None:
-    """Hand one message to the writer."""
-    client().lpush(INBOX, json.dumps(message))
+def push(message: dict[str, Any], patience: float = 60.0) -> None:
+    """Hand one message to the writer, waiting up to `patience` s for Redis to answer.
+
+    A Redis restart takes a second or two; a result is worth waiting for. If
+    Redis stays away, raise ResultUndelivered: the task must not be
+    acknowledged as if its result had arrived.
+    """
+    body = json.dumps(message)
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            client().lpush(INBOX, body)
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if time.monotonic() > deadline:
+                raise ResultUndelivered(
+                    f"could not hand a result to the writer within {patience:.0f} s: {exc}"
+                ) from None
+            time.sleep(0.5)
 
 
 def request(message: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
@@ -75,20 +92,37 @@ def request(message: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
             "the genejobs writer is not running; start the stack with `genejobs up`"
         )
     reply_to = REPLY_PREFIX + uuid.uuid4().hex
-    conn.lpush(INBOX, json.dumps({**message, "reply_to": reply_to}))
+    body = json.dumps({**message, "reply_to": reply_to})
+    conn.lpush(INBOX, body)
     deadline = time.monotonic() + timeout
     while True:
         popped = conn.brpop([reply_to], timeout=1)
         if popped is not None:
             reply = json.loads(popped[1])
             break
-        if time.monotonic() > deadline:
-            raise ServiceUnavailable(f"the writer did not answer within {timeout:.0f} s")
-        if not writer_alive(conn):
-            raise ServiceUnavailable("the genejobs writer stopped before answering")
+        gave_up = (
+            f"the writer did not answer within {timeout:.0f} s"
+            if time.monotonic() > deadline
+            else None
+            if writer_alive(conn)
+            else "the genejobs writer stopped before answering"
+        )
+        if gave_up is not None:
+            raise ServiceUnavailable(gave_up + _withdrawn(conn, body, message))
     if "error" in reply:
         raise error_from_reply(reply)
     return reply
+
+
+def _withdrawn(conn: redis.Redis, body: str, message: dict[str, Any]) -> str:
+    """Take back a request no writer has taken; say what became of it."""
+    if conn.lrem(INBOX, 1, body):
+        return "; nothing was done"
+    job = f" job {message['job_id']}" if "job_id" in message else " it"
+    return (
+        f"; the request was taken and will be applied when a writer runs: see{job} "
+        "with `genejobs jobs list`"
+    )
 
 
 def error_from_reply(reply: dict[str, Any]) -> GenejobsError:
@@ -132,4 +166,12 @@ def mark_cancelled(job_id: str) -> None:
 
 
 def is_cancelled(job_id: str) -> bool:
-    return bool(client().exists(CANCEL_PREFIX + job_id))
+    """Say whether the writer announced the job cancelled (a shortcut: the file decides).
+
+    Without Redis the task runs; whatever it records, the writer keeps a
+    cancelled unit cancelled.
+    """
+    try:
+        return bool(client().exists(CANCEL_PREFIX + job_id))
+    except redis.RedisError:
+        return False

@@ -1,8 +1,12 @@
 """The single writer: the only process that opens the DuckDB file read-write.
 
-It pops JSON messages from the Redis inbox (moving them to a processing list
-first, so a crash loses nothing), applies results in batches inside one
-transaction, answers requests after their commit, and publishes job progress.
+It pops JSON messages from the Redis inbox (moving them to its own processing
+list first, so a crash loses nothing), applies results in batches inside one
+transaction, answers requests after their commit, sends the units a commit
+created, and publishes job progress. It holds a lock in Redis (renewed by a
+thread; see `worker.writer_lock`) and names itself in the results file's
+`writer_fence`, which every transaction checks: a writer that lost its lock
+commits nothing more. A Redis that goes away is waited for, not fatal.
 It keeps the file open only while work keeps coming, and lets go at least
 every `max_hold` seconds, so readers (`genejobs sql`, the duckdb CLI, a
 notebook) get their turn.
@@ -15,42 +19,49 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import socket
 import sys
 import time
 import traceback
 
+import kombu.exceptions
 import redis
 
-from storage import shap_store
+from storage import job_control, model_store, shap_store, units
 from storage.db import connect
-from storage.model_store import RESULT_OPS as MODEL_RESULT_OPS
 from storage.model_store import ModelStore
 from storage.shap_store import ShapStore
 from storage.store import ResultStore, create_schema
 from worker import inbox
 from worker.config import settings
+from worker.contract import RESULT_OPS
+from worker.dispatch import Dispatcher, sweep_interval
 from worker.errors import GenejobsError, StoreBusy
+from worker.writer_lock import WriterLock, new_identity
 
 log = logging.getLogger("genejobs.writer")
 
-RESULT_OPS = {"run_done", "run_failed"} | MODEL_RESULT_OPS | shap_store.OPS
 # Where a job's units are counted for its progress: seeded runs, SHAP shards,
 # or a search's folds and an evaluation's tests (the model store counts those).
 RUNS, SHARDS, MODELS = "runs", "shap_shards", "models"
 # The requests that change a job's unit counts, and where those units are.
 CONTROL_KINDS = {
     "plan_importance": RUNS,
-    "cancel_job": RUNS,
-    "retry_job": RUNS,
     "plan_search": MODELS,
     "plan_evaluate": MODELS,
     "plan_shap": SHARDS,
-    "retry_shap": SHARDS,
 }
-# The lock is refreshed every loop (at most ~1 s apart); its expiry frees the
-# name for a new writer when this one dies without letting go.
-LOCK_SECONDS = 30
+# Where each job kind's units are counted.
+KIND_COUNTS = {"importance": RUNS, "search": MODELS, "evaluate": MODELS, "shap": SHARDS}
+PLANS = {"plan_importance", "plan_search", "plan_evaluate", "plan_shap"}
+
+
+CLIENT_PREFIX = "genejobs-writer:"
+# What a Redis outage raises: from redis-py directly, or through Celery's producer.
+BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
+
+
+class LockLost(Exception):
+    """Another writer holds the lock now: this one must commit nothing more."""
 
 
 class Writer:
@@ -66,14 +77,23 @@ class Writer:
         reader_window: float = 0.1,
     ):
         self.config = settings()
-        self.redis = redis.Redis.from_url(self.config.redis_url, socket_timeout=30)
+        self.identity = new_identity()
+        # Named, so that the next writer can close connections this one leaves
+        # behind (a killed process whose socket lingers can still be handed
+        # messages by a blocking pop).
+        self.redis = redis.Redis.from_url(
+            self.config.redis_url, socket_timeout=30, client_name=CLIENT_PREFIX + self.identity
+        )
         self.batch_max = batch_max
         self.linger = linger
         self.gather = gather
         self.gather_target = gather_target
         self.max_hold = max_hold
         self.reader_window = reader_window
-        self.identity = f"{socket.gethostname()}:{__import__('os').getpid()}"
+        self.lock = WriterLock(self.config.redis_url, self.identity)
+        self.processing = f"{inbox.PROCESSING}:{self.identity}"
+        self.dispatcher = Dispatcher(self.redis, sweep_interval())
+        self.replay = False
         self.con = None
         self.store: ResultStore | None = None
         self.models: ModelStore | None = None
@@ -84,63 +104,125 @@ class Writer:
     # lifecycle ---------------------------------------------------------------
 
     def run(self) -> int:
-        if not self.redis.set(inbox.WRITER_LOCK, self.identity, nx=True, ex=LOCK_SECONDS):
-            holder = self.redis.get(inbox.WRITER_LOCK)
-            log.error(
-                "another writer is running (%s); there must be only one",
-                holder.decode() if holder else "?",
-            )
+        other = self.lock.acquire()
+        if other is not None:
+            log.error("another writer is running (%s); there must be only one", other)
             return 1
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        code = 0
         try:
             self.config.ensure_dirs()
             self._open()
             create_schema(self.con)
+            self._claim_fence()
             log.info("writer %s ready on %s", self.identity, self.config.db_path)
-            # Messages left in the processing list by a writer that died are
-            # applied first; every write is idempotent, so a repeat is harmless.
-            leftover = self.redis.lrange(inbox.PROCESSING, 0, -1)
-            if leftover:
-                log.info("re-applying %d messages left by a previous writer", len(leftover))
-                self._apply_batch(list(reversed(leftover)))
+            self._evict_old_writers()
+            self._recover_processing()
             while not self.stopping:
-                self._refresh_lock()
-                raw = self._take()
-                if raw:
-                    if self.con is None:
-                        self._open()
-                    self._apply_batch(raw)
-                # Let readers in when idle, unless more results are on their way
-                # (reopening costs more than a batch), and at least every max_hold.
-                held_too_long = (
-                    self.con is not None and time.monotonic() - self.opened_at > self.max_hold
-                )
-                if held_too_long or (not raw and not self._tasks_queued()):
+                try:
+                    self._step()
+                except BROKER_DOWN as exc:
+                    log.warning("Redis is unreachable (%s); waiting for it", exc)
+                    self.replay = True
                     self._close()
-                    if held_too_long:
-                        time.sleep(self.reader_window)
+                    time.sleep(1.0)
+        except LockLost as exc:
+            log.error("%s", exc)
+            code = 1
         finally:
             self._close()
-            if self.redis.get(inbox.WRITER_LOCK) == self.identity.encode():
-                self.redis.delete(inbox.WRITER_LOCK)
+            self.lock.release()
             log.info("writer %s stopped", self.identity)
-        return 0
+        return code
+
+    def _step(self) -> None:
+        if self.lock.lost.is_set():
+            raise LockLost("another writer took the lock; this one stops")
+        if self.replay:
+            # After a Redis outage the last batch may be applied but not dropped:
+            # apply it again (harmless) before taking anything new.
+            leftover = self.redis.lrange(self.processing, 0, -1)
+            if leftover:
+                self._ensure_open()
+                self._apply_batch(list(reversed(leftover)))
+            self.replay = False
+        raw = self._take()
+        if raw:
+            self._ensure_open()
+            self._apply_batch(raw)
+        if raw:
+            self.dispatcher.busy = True
+        if self.dispatcher.sweep_due():
+            # Messages an earlier writer's lingering connection took after this
+            # one started go back on the inbox, then lost units are sent again.
+            self._recover_processing()
+            self._sweep()
+        # Let readers in when idle, unless more results are on their way
+        # (reopening costs more than a batch), and at least every max_hold.
+        held_too_long = self.con is not None and time.monotonic() - self.opened_at > self.max_hold
+        if held_too_long or (not raw and not self._tasks_queued()):
+            self._close()
+            if held_too_long:
+                time.sleep(self.reader_window)
+
+    def _sweep(self) -> None:
+        """Send again the pending units the broker lost (see worker.dispatch)."""
+        self._ensure_open()
+        try:
+            self.dispatcher.sweep(units.pending(self.con))
+        except BROKER_DOWN:
+            raise
+        except Exception:  # a sweep that failed is tried again at the next one
+            log.exception("the sweep for lost units failed")
+
+    def _claim_fence(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+        self.con.execute("DELETE FROM writer_fence")
+        self.con.execute("INSERT INTO writer_fence (holder) VALUES (?)", [self.identity])
+        self.con.execute("COMMIT")
+
+    def _evict_old_writers(self) -> None:
+        """Close the Redis connections of writers before this one (dead, or fenced out)."""
+        for client in self.redis.client_list():
+            name = client.get("name", "")
+            if name.startswith(CLIENT_PREFIX) and name != CLIENT_PREFIX + self.identity:
+                log.info("closing a connection of an earlier writer (%s)", name)
+                self.redis.client_kill_filter(_id=client["id"])
+
+    def _recover_processing(self) -> None:
+        """Put back on the inbox what writers that died had taken and not finished."""
+        for key in self.redis.scan_iter(match=inbox.PROCESSING + "*"):
+            if key.decode() == self.processing:
+                continue
+            moved = 0
+            while self.redis.lmove(key, inbox.INBOX, "LEFT", "RIGHT") is not None:
+                moved += 1
+            if moved:
+                log.info("re-applying %d messages left by a previous writer", moved)
 
     def _stop(self, *_):
         self.stopping = True
 
-    def _refresh_lock(self) -> None:
-        self.redis.set(inbox.WRITER_LOCK, self.identity, ex=LOCK_SECONDS)
+    def _ensure_open(self) -> None:
+        if self.con is None:
+            self._open()
 
     def _open(self) -> None:
-        while True:
-            try:
-                self.con = connect(self.config.db_path, read_only=False, wait=5)
-                break
-            except StoreBusy as exc:
-                log.warning("%s; still waiting", exc)
-                self._refresh_lock()
+        # Readers step aside while this key is set (storage.db.reading).
+        self.redis.set(inbox.WRITER_WANTS, self.identity, px=5000)
+        try:
+            while True:
+                try:
+                    self.con = connect(self.config.db_path, read_only=False, wait=4)
+                    break
+                except StoreBusy as exc:
+                    if self.lock.lost.is_set():
+                        raise LockLost("another writer took the lock; this one stops") from None
+                    self.redis.set(inbox.WRITER_WANTS, self.identity, px=5000)
+                    log.warning("%s; still waiting", exc)
+        finally:
+            self.redis.delete(inbox.WRITER_WANTS)
         self.store = ResultStore(self.con)
         self.models = ModelStore(self.con)
         self.shap = ShapStore(self.con)
@@ -166,7 +248,7 @@ class Writer:
         which keeps a lone run's latency low.
         """
         timeout = self.linger if self.con is not None else 1.0
-        first = self.redis.blmove(inbox.INBOX, inbox.PROCESSING, timeout, "RIGHT", "LEFT")
+        first = self.redis.blmove(inbox.INBOX, self.processing, timeout, "RIGHT", "LEFT")
         if first is None:
             return []
         raw = [first]
@@ -178,7 +260,7 @@ class Writer:
                 break
             if not self._tasks_queued():
                 break
-            more = self.redis.blmove(inbox.INBOX, inbox.PROCESSING, left, "RIGHT", "LEFT")
+            more = self.redis.blmove(inbox.INBOX, self.processing, left, "RIGHT", "LEFT")
             if more is None:
                 break
             raw.append(more)
@@ -193,7 +275,7 @@ class Writer:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for _ in range(waiting):
-            pipe.lmove(inbox.INBOX, inbox.PROCESSING, "RIGHT", "LEFT")
+            pipe.lmove(inbox.INBOX, self.processing, "RIGHT", "LEFT")
         return [m for m in pipe.execute() if m is not None]
 
     # applying ------------------------------------------------------------------
@@ -216,22 +298,21 @@ class Writer:
             results = []
             self._control(message)
         touched |= self._flush(results)
-        self._send_followups()
-        self.redis.delete(inbox.PROCESSING)
+        searches = {job for job, where in touched.items() if where == MODELS}
+        if searches:
+            # A search ranked by this batch has its finalize step pending now.
+            self.dispatcher.send_new(units.finalize_steps(self.con, searches))
+        self.redis.delete(self.processing)
         self._publish(touched)
 
-    def _send_followups(self) -> None:
-        """Enqueue the tasks that committed results call for (a search's finalize step)."""
-        followups = {f["task_id"]: f for f in self.models.take_followups()}
-        if not followups:
-            return
-        from worker.app import Call, enqueue
-
-        enqueue(Call(f["task"], f["kwargs"], f["task_id"], f["shadow"]) for f in followups.values())
-
     def _transaction(self, work):
+        if self.lock.lost.is_set():
+            raise LockLost("another writer took the lock; this one stops")
         self.con.execute("BEGIN TRANSACTION")
         try:
+            fence = self.con.execute("SELECT holder FROM writer_fence").fetchall()
+            if fence != [(self.identity,)]:
+                raise LockLost(f"the results file names another writer ({fence}); this one stops")
             outcome = work()
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -243,7 +324,7 @@ class Writer:
         """Apply results; return the jobs they touched, each with where its units are counted."""
         done = [m for m in results if m["op"] == "run_done"]
         failed = [m for m in results if m["op"] == "run_failed"]
-        models = [m for m in results if m["op"] in MODEL_RESULT_OPS]
+        models = [m for m in results if m["op"] in model_store.RESULT_OPS]
         shards = [m for m in results if m["op"] in shap_store.OPS]
         return {
             **dict.fromkeys(self.store.record_done(done) | self.store.record_failed(failed), RUNS),
@@ -262,6 +343,8 @@ class Writer:
             touched = self._transaction(lambda: self._write_results(results))
             self._after_commit()
             return touched
+        except (LockLost, *BROKER_DOWN):
+            raise
         except Exception:
             log.exception("a batch of %d results failed; applying them one by one", len(results))
         touched: dict[str, str] = {}
@@ -269,6 +352,8 @@ class Writer:
             try:
                 touched |= self._transaction(lambda m=message: self._write_results([m]))
                 self._after_commit()
+            except (LockLost, *BROKER_DOWN):
+                raise
             except Exception:
                 log.exception("dead letter: %s", json.dumps(message)[:300])
                 self.redis.lpush(
@@ -285,6 +370,9 @@ class Writer:
             if handler is None:
                 raise GenejobsError(f"the writer does not know the operation '{op}'")
             reply = self._transaction(lambda: handler(message))
+            self._after_commit()
+        except (LockLost, *BROKER_DOWN):
+            raise
         except GenejobsError as exc:
             reply = {"error": str(exc), "error_type": type(exc).__name__}
         except Exception as exc:
@@ -293,15 +381,31 @@ class Writer:
                 "error": f"the writer failed on {op}: {exc.__class__.__name__}: {exc}",
                 "error_type": "GenejobsError",
             }
-        kind = CONTROL_KINDS.get(op)
-        if kind is not None and "job_id" in reply and "error" not in reply:
-            # Progress first: whoever gets the reply may start polling it at once.
-            self._publish({reply["job_id"]: kind})
+        if "error" not in reply:
+            self._after_control(op, reply)
         if message.get("reply_to"):
             pipe = self.redis.pipeline()
             pipe.lpush(message["reply_to"], json.dumps(reply, default=str))
             pipe.expire(message["reply_to"], 600)
             pipe.execute()
+
+    def _after_control(self, op: str, reply: dict) -> None:
+        """Send the units a request created, tell tasks of a cancelled job, publish progress."""
+        job_id = reply.get("job_id")
+        if job_id is None:
+            return
+        if op in PLANS:
+            reply["sent"] = self.dispatcher.send_new(units.pending(self.con, {job_id}))
+        elif op == "retry_job":
+            wanted = set(reply.pop("unit_ids"))
+            again = [u for u in units.pending(self.con, {job_id}) if u.unit_id in wanted]
+            reply["sent"] = self.dispatcher.resend(again)
+        elif op == "cancel_job":
+            inbox.mark_cancelled(job_id)
+        kind = CONTROL_KINDS.get(op) or KIND_COUNTS.get(reply.get("kind", ""))
+        if kind is not None:
+            # Progress before the reply: whoever gets it may start polling at once.
+            self._publish({job_id: kind})
 
     def _publish(self, touched: dict[str, str]) -> None:
         """Publish the unit counts of the touched jobs, each counted where its units are."""
@@ -361,16 +465,20 @@ class Writer:
         )
 
     def _op_cancel_job(self, m: dict) -> dict:
-        return self.store.cancel_job(m["job_id"])
+        reply = job_control.cancel(self.con, m["job_id"])
+        if reply["kind"] == "shap":
+            # Shards already computed wait in the spool: with nothing left to
+            # compute they go in now.
+            self.shap.ingest_due(m["job_id"])
+        return reply
 
     def _op_retry_job(self, m: dict) -> dict:
-        return self.store.retry_job(m["job_id"], bool(m.get("include_pending")))
+        return job_control.retry(
+            self.con, m["job_id"], bool(m.get("include_pending")), bool(m.get("include_cancelled"))
+        )
 
     def _op_plan_shap(self, m: dict) -> dict:
         return self.shap.plan(m)
-
-    def _op_retry_shap(self, m: dict) -> dict:
-        return self.shap.retry(m["job_id"])
 
     def _op_ping(self, m: dict) -> dict:
         return {"writer": self.identity}

@@ -1,0 +1,193 @@
+"""The units of every job kind, read from the results file as the tasks that do them.
+
+The results file is the one source of truth for what is left to do: a unit
+is to be run while its row is `pending` and its job is not cancelled. The
+writer sends the units a plan or a retry created from here, right after the
+commit, and sends again, from here, any pending unit the broker has lost
+(see `worker.dispatch`); no list of tasks to send lives only in memory.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+from tasks.candidates import CANDIDATES
+from worker.contract import Task, Unit, UnitStatus
+
+PENDING = UnitStatus.PENDING.value
+
+
+def _job_filter(column: str, job_ids: set[str] | None) -> tuple[str, list]:
+    if job_ids is None:
+        return "", []
+    ids = sorted(job_ids)
+    if not ids:
+        return " AND false", []
+    return f" AND {column} IN ({', '.join('?' * len(ids))})", ids
+
+
+def pending(con: duckdb.DuckDBPyConnection, job_ids: set[str] | None = None) -> list[Unit]:
+    """Every unit left to run (of the given jobs, or of all jobs), slowest search folds first."""
+    return [
+        *_search_folds(con, job_ids),
+        *finalize_steps(con, job_ids),
+        *_runs(con, job_ids),
+        *_tests(con, job_ids),
+        *_shards(con, job_ids),
+    ]
+
+
+def _setup(params: str) -> dict:
+    stored = json.loads(params)
+    return {k: stored[k] for k in ("session_id", "train_size", "folds")}
+
+
+def _runs(con, job_ids) -> list[Unit]:
+    where, args = _job_filter("r.job_id", job_ids)
+    rows = con.execute(
+        f"""SELECT r.job_id, r.dataset_id, d.path, r.model, r.seed, r.test_size
+            FROM runs r JOIN jobs j ON j.job_id = r.job_id
+            JOIN datasets d ON d.dataset_id = r.dataset_id
+            WHERE r.status = '{PENDING}' AND NOT j.cancelled{where} ORDER BY r.job_id, r.seed""",
+        args,
+    ).fetchall()
+    return [
+        Unit(
+            Task.IMPORTANCE_RUN,
+            job_id,
+            f"{job_id}-{seed}",
+            {
+                "job_id": job_id,
+                "dataset_id": dataset_id,
+                "dataset_path": path,
+                "model": model,
+                "seed": int(seed),
+                "test_size": test_size,
+            },
+            f"importance {model} seed={seed} job={job_id}",
+        )
+        for job_id, dataset_id, path, model, seed, test_size in rows
+    ]
+
+
+def _search_folds(con, job_ids) -> list[Unit]:
+    where, args = _job_filter("f.job_id", job_ids)
+    rows = con.execute(
+        f"""SELECT f.job_id, f.model, f.fold, j.params, d.path
+            FROM search_folds f JOIN jobs j ON j.job_id = f.job_id
+            JOIN datasets d ON d.dataset_id = j.dataset_id
+            WHERE f.status = '{PENDING}' AND NOT j.cancelled{where}
+            ORDER BY f.job_id, f.model, f.fold""",
+        args,
+    ).fetchall()
+    # Longest first keeps every worker busy to the end: a slow model's folds
+    # run side by side instead of trailing behind the quick ones.
+    rows.sort(key=lambda row: -CANDIDATES[row[1]].cost if row[1] in CANDIDATES else 0)
+    return [
+        Unit(
+            Task.SEARCH_FOLD,
+            job_id,
+            f"{job_id}-{model}-{fold}",
+            {
+                "job_id": job_id,
+                "dataset_path": path,
+                "setup": _setup(params),
+                "model": model,
+                "fold": int(fold),
+            },
+            f"search {model} fold={fold} job={job_id}",
+        )
+        for job_id, model, fold, params, path in rows
+    ]
+
+
+def finalize_steps(con, job_ids) -> list[Unit]:
+    """A search's best model, ranked and not yet saved nor failed to save."""
+    where, args = _job_filter("m.job_id", job_ids)
+    rows = con.execute(
+        f"""SELECT m.job_id, m.model_id, m.model, j.params, d.path
+            FROM model_runs m JOIN jobs j ON j.job_id = m.job_id
+            JOIN datasets d ON d.dataset_id = j.dataset_id
+            WHERE m.best AND m.artifact_sha256 IS NULL AND m.finalize_error IS NULL
+              AND NOT j.cancelled{where} ORDER BY m.model_id""",
+        args,
+    ).fetchall()
+    return [
+        Unit(
+            Task.SEARCH_FINALIZE,
+            job_id,
+            f"{model_id}-finalize",
+            {
+                "job_id": job_id,
+                "dataset_path": path,
+                "setup": _setup(params),
+                "model_id": model_id,
+                "model": model,
+            },
+            f"finalize {model} job={job_id}",
+        )
+        for job_id, model_id, model, params, path in rows
+    ]
+
+
+def _tests(con, job_ids) -> list[Unit]:
+    where, args = _job_filter("t.job_id", job_ids)
+    cursor = con.execute(
+        f"""SELECT t.job_id, t.test_id, d.path AS dataset_path, m.estimator, m.params,
+                   t.split_seed, t.hyper_seed, t.test_size, t.model_id
+            FROM test_results t JOIN jobs j ON j.job_id = t.job_id
+            JOIN model_runs m ON m.model_id = t.model_id
+            JOIN datasets d ON d.dataset_id = t.dataset_id
+            WHERE t.status = '{PENDING}' AND NOT j.cancelled{where} ORDER BY t.test_id""",
+        args,
+    )
+    names = [d[0] for d in cursor.description]
+    units = []
+    for row in cursor.fetchall():
+        test = dict(zip(names, row, strict=True))
+        model_id = test.pop("model_id")
+        test["split_seed"], test["hyper_seed"] = int(test["split_seed"]), int(test["hyper_seed"])
+        units.append(
+            Unit(
+                Task.HOLDOUT_TEST,
+                test["job_id"],
+                test["test_id"],
+                test,
+                f"evaluate {model_id} split={test['split_seed']}",
+            )
+        )
+    return units
+
+
+def _shards(con, job_ids) -> list[Unit]:
+    """SHAP shards not computed yet; one whose files wait in the spool is computed."""
+    where, args = _job_filter("s.job_id", job_ids)
+    rows = con.execute(
+        f"""SELECT s.job_id, s.shard, s.first_row, s.n_rows, j.input_path, j.zero_is_present,
+                   j.engine, j.params
+            FROM shap_shards s JOIN shap_jobs j ON j.job_id = s.job_id
+            WHERE s.status = '{PENDING}' AND s.values_path IS NULL AND NOT j.cancelled{where}
+            ORDER BY s.job_id, s.shard""",
+        args,
+    ).fetchall()
+    return [
+        Unit(
+            Task.SHAP_SHARD,
+            job_id,
+            f"{job_id}-{shard}",
+            {
+                "job_id": job_id,
+                "shard": int(shard),
+                "input_path": input_path,
+                "first_row": int(first_row),
+                "n_rows": int(n_rows),
+                "models": json.loads(params)["models"],
+                "zero_is_present": bool(zero_is_present),
+                "engine": engine,
+            },
+            f"shap shard={shard} job={job_id}",
+        )
+        for job_id, shard, first_row, n_rows, input_path, zero_is_present, engine, params in rows
+    ]

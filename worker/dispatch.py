@@ -1,0 +1,108 @@
+"""Sending units to the compute queue, and finding the units the broker lost (writer side).
+
+The writer sends a job's units right after the commit that created them (a
+plan, a retry, a ranked search's finalize step). Everything else is derived
+from the results file: every `sweep_seconds`, units that are pending in the
+file but that the broker holds nowhere (not queued, not delivered to a
+worker) and whose result is not waiting in the inbox, are suspects; a unit
+still missing at the next sweep is sent again. That covers a writer that died
+between its commit and the send, a request whose sender gave up, a Redis that
+lost recent writes, and any other way a task can vanish. A unit sent twice is
+harmless: every write is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+
+import redis
+
+from worker import lease
+from worker.contract import Unit, unit_of
+from worker.inbox import COMPUTE_QUEUE, INBOX
+
+log = logging.getLogger("genejobs.writer")
+
+UNACKED = "unacked"  # kombu's hash of delivered, unacknowledged messages
+
+
+def send(units: Iterable[Unit]) -> int:
+    from worker.app import enqueue
+
+    return enqueue(units)
+
+
+def broker_units(conn: redis.Redis) -> set[str]:
+    """The unit ids of every task the broker holds: queued, or delivered and not acknowledged."""
+    task_ids = set()
+    for raw in conn.lrange(COMPUTE_QUEUE, 0, -1):
+        task_ids.add(json.loads(raw)["headers"]["id"])
+    for raw in conn.hvals(UNACKED):
+        task_ids.add(json.loads(raw)[0]["headers"]["id"])
+    return {unit_of(task_id) for task_id in task_ids}
+
+
+class Dispatcher:
+    """Sends units, remembers what it sent, and resends units the broker lost."""
+
+    def __init__(self, conn: redis.Redis, sweep_seconds: float):
+        self.conn = conn
+        self.sweep_seconds = sweep_seconds
+        self.sent: set[str] = set()
+        self.suspects: set[str] = set()
+        self.last_sweep = 0.0
+        # Whether anything may have changed since a sweep found nothing pending;
+        # an idle writer then leaves the file alone.
+        self.busy = True
+
+    def send_new(self, units: list[Unit]) -> int:
+        """Send the units this writer has not sent yet."""
+        fresh = [u for u in units if u.unit_id not in self.sent]
+        if fresh:
+            send(fresh)
+            self.sent.update(u.unit_id for u in fresh)
+        return len(fresh)
+
+    def resend(self, units: list[Unit]) -> int:
+        """Send units again under new task ids (a retry, a lost task)."""
+        if units:
+            tag = uuid.uuid4().hex[:6]
+            send(Unit(u.task, u.job_id, u.unit_id, u.kwargs, u.shadow, resend=tag) for u in units)
+            self.sent.update(u.unit_id for u in units)
+        return len(units)
+
+    def sweep_due(self) -> bool:
+        return self.busy and time.monotonic() - self.last_sweep >= self.sweep_seconds
+
+    def sweep(self, pending: list[Unit]) -> int:
+        """Resend pending units that two sweeps in a row found nowhere; return how many."""
+        self.last_sweep = time.monotonic()
+        if not pending:
+            self.suspects = set()
+            self.busy = False
+            return 0
+        known = broker_units(self.conn)
+        # A task pushes its result before it is acknowledged: a unit missing
+        # from the broker may have its result in the inbox, not yet applied.
+        if self.conn.llen(INBOX):
+            return 0
+        missing = {u.unit_id: u for u in pending if u.unit_id not in known}
+        # Between a worker's pop from the queue and its note in `unacked` a
+        # task is briefly in neither: only a second sighting counts.
+        lost = [u for unit_id, u in missing.items() if unit_id in self.suspects]
+        self.suspects = set(missing) - {u.unit_id for u in lost}
+        if lost:
+            log.warning(
+                "%d pending units were held nowhere by the broker; sending them again", len(lost)
+            )
+            self.resend(lost)
+        return len(lost)
+
+
+def sweep_interval() -> float:
+    """Seconds between sweeps: a lost unit is sent again within about two of them."""
+    return max(1.0, lease.lease_interval())

@@ -45,6 +45,7 @@ from storage.db import connect, reading
 from storage.store import create_schema
 from worker import inbox
 from worker.config import settings
+from worker.contract import PlanImportance
 from worker.stack import running
 
 TISSUE_CSV = Path(__file__).resolve().parents[1] / "tests/data/tissue_gene_expression.csv.gz"
@@ -222,16 +223,15 @@ class QuietGate:
 def plan_job(model: str, runs: int) -> dict:
     """Reserve `runs` fresh seeds for a new job, as `genejobs importance --runs` does."""
     return inbox.request(
-        {
-            "op": "plan_importance",
-            "job_id": "bench-" + uuid.uuid4().hex[:10],
-            "dataset": DATASET,
-            "model": model,
-            "runs": runs,
-            "test_size": TEST_SIZE,
-            "seed_max": 4_000_000_000,
-            "seeds": None,
-        }
+        PlanImportance(
+            job_id="bench-" + uuid.uuid4().hex[:10],
+            dataset=DATASET,
+            model=model,
+            runs=runs,
+            test_size=TEST_SIZE,
+            seed_max=4_000_000_000,
+            seeds=None,
+        )
     )
 
 

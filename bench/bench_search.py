@@ -36,6 +36,8 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_importance import TISSUE_CSV, genejobs, local_stack, log  # noqa: E402
 
+from worker.contract import PlanSearch
+
 OUT_JSON = Path(__file__).resolve().parent / "out" / "search.json"
 WORKERS = 2
 TARGET_SPEEDUP = 1.8
@@ -49,17 +51,16 @@ def service_search(session_id: int, folds: int, models: list[str] | None = None)
 
     started = time.perf_counter()
     plan = inbox.request(
-        {
-            "op": "plan_search",
-            "job_id": "bench-" + uuid.uuid4().hex[:10],
-            "dataset": "tissue",
-            "include": models,
-            "exclude": None,
-            "folds": folds,
-            "sort": "Accuracy",
-            "session_id": session_id,
-            "train_size": 0.7,
-        }
+        PlanSearch(
+            job_id="bench-" + uuid.uuid4().hex[:10],
+            dataset="tissue",
+            include=models,
+            exclude=None,
+            folds=folds,
+            sort="Accuracy",
+            session_id=session_id,
+            train_size=0.7,
+        )
     )
     while True:
         counts = inbox.progress(plan["job_id"])

@@ -39,7 +39,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_importance import genejobs_command, local_stack, log  # noqa: E402
-from storage import synth_l2g  # noqa: E402
+from tasks import synth_l2g  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 CACHE = OUT / "l2g"

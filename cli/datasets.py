@@ -12,6 +12,7 @@ from storage.datasets import IMPUTERS, prepare, read_table, write_parquet
 from storage.db import reading
 from worker import inbox
 from worker.config import settings
+from worker.contract import RegisterDataset
 
 
 @click.group()
@@ -36,20 +37,19 @@ def add(path, label_col, name, id_col, impute):
     The file is stored under the data dir as Parquet and identified by a hash
     of its content: adding the same content twice returns the first dataset.
     """
-    name = name or path.stem
+    name = name or Path(path.name.removesuffix(".gz")).stem
     prepared = prepare(read_table(path), label_col, id_col=id_col, impute=impute, source=str(path))
     inbox.require_redis()
     temp = write_parquet(prepared, settings().spool_dir)
     try:
         reply = inbox.request(
-            {
-                "op": "register_dataset",
-                "meta": prepared.metadata(),
+            RegisterDataset(
+                meta=prepared.metadata(),
                 # relative to the data dir, which the writer may mount elsewhere
-                "temp_path": str(temp.relative_to(settings().home)),
-                "name": name,
-                "source": str(path.resolve()),
-            }
+                temp_path=str(temp.relative_to(settings().home)),
+                name=name,
+                source=str(path.resolve()),
+            )
         )
     finally:
         temp.unlink(missing_ok=True)
@@ -114,7 +114,7 @@ def synth_l2g(rows, out, seed, train_models, trees, depth):
     chromosome set, and written as JSON with a manifest `models.tsv` for
     `genejobs shap run --partition-col chrom --manifest DIR/models.tsv`.
     """
-    from storage import synth_l2g as l2g
+    from tasks import synth_l2g as l2g
 
     table = l2g.table(rows, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)

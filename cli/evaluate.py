@@ -11,6 +11,7 @@ import pandas as pd
 
 from cli.output import format_option, frame, record
 from worker import inbox
+from worker.contract import PlanEvaluate
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -65,15 +66,14 @@ def evaluate(model_id, dataset, split_seed, hyper_seed, runs, plot, wait, fmt):
     if runs is not None and runs < 1:
         raise click.BadParameter(f"must be at least 1, got {runs}", param_hint="--split-seeds")
     plan = inbox.request(
-        {
-            "op": "plan_evaluate",
-            "job_id": "eval-" + uuid.uuid4().hex[:10],
-            "model_id": model_id,
-            "dataset": dataset,
-            "split_seeds": [split_seed] if split_seed is not None else None,
-            "runs": runs or 1,
-            "hyper_seed": hyper_seed,
-        }
+        PlanEvaluate(
+            job_id="eval-" + uuid.uuid4().hex[:10],
+            model_id=model_id,
+            dataset=dataset,
+            split_seeds=[split_seed] if split_seed is not None else None,
+            runs=runs or 1,
+            hyper_seed=hyper_seed,
+        )
     )
     job_id = plan["job_id"]
     if wait is None:

@@ -13,6 +13,7 @@ from storage import shap_queries
 from storage.db import reading
 from worker import inbox
 from worker.config import settings
+from worker.contract import PlanShap
 from worker.errors import InputError, ServiceUnavailable
 
 DEFAULT_SHARD_ROWS = 10_000
@@ -119,7 +120,7 @@ def run(
     rows run as separate tasks and land in the results file, where the
     `global`, `local` and `presence` views read them.
     """
-    from storage.shap_input import parse_model_option, prepare_job, read_manifest
+    from tasks.shap_input import parse_model_option, prepare_job, read_manifest
 
     choices = [parse_model_option(m, partition_col is not None) for m in models]
     if manifest is not None:
@@ -172,21 +173,20 @@ def _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engin
         prepared.input.to_parquet(temp, index=False)
         temp.replace(home / input_path)
         return inbox.request(
-            {
-                "op": "plan_shap",
-                "job_id": job_id,
-                "source": source,
-                "input_path": str(input_path),
-                "id_cols": list(prepared.id_cols),
-                "partition_col": prepared.partition_col,
-                "features": list(prepared.features),
-                "n_outputs": prepared.n_outputs,
-                "n_rows": len(prepared.input),
-                "shard_rows": shard_rows,
-                "zero_is_present": zero_is_present,
-                "engine": engine,
-                "models": models,
-            }
+            PlanShap(
+                job_id=job_id,
+                source=source,
+                input_path=str(input_path),
+                id_cols=list(prepared.id_cols),
+                partition_col=prepared.partition_col,
+                features=list(prepared.features),
+                n_outputs=prepared.n_outputs,
+                n_rows=len(prepared.input),
+                shard_rows=shard_rows,
+                zero_is_present=zero_is_present,
+                engine=engine,
+                models=models,
+            )
         )
     except BaseException:
         shutil.rmtree(home / folder, ignore_errors=True)

@@ -8,6 +8,7 @@ from cli.output import format_option, frame
 from storage import queries
 from storage.db import reading
 from worker import inbox
+from worker.contract import FilterDataset
 
 
 def scope_options(command):
@@ -91,15 +92,14 @@ def filter_(job_id, dataset, model, min_count, top, name):
     if job_id is None and (dataset is None or model is None):
         raise click.UsageError("give --job, or both --dataset and --model")
     reply = inbox.request(
-        {
-            "op": "filter_dataset",
-            "job_id": job_id,
-            "dataset": dataset,
-            "model": model,
-            "min_count": min_count,
-            "top": top,
-            "name": name,
-        }
+        FilterDataset(
+            job_id=job_id,
+            dataset=dataset,
+            model=model,
+            min_count=min_count,
+            top=top,
+            name=name,
+        )
     )
     if reply.get("existing"):
         click.echo(

@@ -10,6 +10,7 @@ from cli.runs import follow, report
 from storage.store import SEED_LIMIT
 from tasks.models import MODELS
 from worker import inbox
+from worker.contract import PlanImportance
 
 
 def _seeds(ctx, param, value):
@@ -75,16 +76,15 @@ def importance(dataset, model, runs, test_size, seeds, seed_max, wait):
             f"must be between 1 and {SEED_LIMIT}, got {seed_max}", param_hint="--seed-max"
         )
     plan = inbox.request(
-        {
-            "op": "plan_importance",
-            "job_id": "imp-" + uuid.uuid4().hex[:10],
-            "dataset": dataset,
-            "model": model,
-            "runs": runs or len(seeds),
-            "test_size": test_size,
-            "seed_max": seed_max,
-            "seeds": seeds,
-        }
+        PlanImportance(
+            job_id="imp-" + uuid.uuid4().hex[:10],
+            dataset=dataset,
+            model=model,
+            runs=runs or len(seeds),
+            test_size=test_size,
+            seed_max=seed_max,
+            seeds=seeds,
+        )
     )
     job_id = plan["job_id"]
     header = f"job {job_id}: {len(plan['seeds'])} runs of {model} on {plan['dataset']}"

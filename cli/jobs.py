@@ -15,6 +15,7 @@ from cli.runs import report, wait_for
 from storage import queries
 from storage.db import reading
 from worker import inbox
+from worker.contract import CancelJob, RetryJob
 
 
 @click.group()
@@ -63,7 +64,7 @@ def cancel(job_id):
     done afterwards, even by a task that was already running.
     """
     inbox.require_redis()
-    reply = inbox.request({"op": "cancel_job", "job_id": job_id})
+    reply = inbox.request(CancelJob(job_id=job_id))
     click.echo(f"job {job_id}: cancelled {reply['cancelled']} pending units")
 
 
@@ -92,12 +93,11 @@ def retry(job_id, pending, cancelled, wait):
 def retry_job(job_id: str, pending: bool, cancelled: bool, wait: bool | None) -> None:
     inbox.require_redis()
     reply = inbox.request(
-        {
-            "op": "retry_job",
-            "job_id": job_id,
-            "include_pending": pending,
-            "include_cancelled": cancelled,
-        }
+        RetryJob(
+            job_id=job_id,
+            include_pending=pending,
+            include_cancelled=cancelled,
+        )
     )
     if not reply["sent"]:
         click.echo(f"job {job_id}: nothing to retry")

@@ -9,6 +9,7 @@ import click
 from cli.output import format_option, frame
 from tasks.candidates import METRICS, choose, metric
 from worker import inbox
+from worker.contract import PlanSearch
 
 
 def _model_list(ctx, param, value):
@@ -82,17 +83,16 @@ def search(dataset, include, exclude, folds, sort, session_id, train_size, wait,
             f"must be between 0 and 1, got {train_size}", param_hint="--train-size"
         )
     plan = inbox.request(
-        {
-            "op": "plan_search",
-            "job_id": "srch-" + uuid.uuid4().hex[:10],
-            "dataset": dataset,
-            "include": include,
-            "exclude": exclude,
-            "folds": folds,
-            "sort": sort,
-            "session_id": session_id,
-            "train_size": train_size,
-        }
+        PlanSearch(
+            job_id="srch-" + uuid.uuid4().hex[:10],
+            dataset=dataset,
+            include=include,
+            exclude=exclude,
+            folds=folds,
+            sort=sort,
+            session_id=session_id,
+            train_size=train_size,
+        )
     )
     total = len(plan["models"]) * plan["setup"]["folds"]
     job_id = plan["job_id"]

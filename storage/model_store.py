@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from storage import queries
-from storage.artifacts import MODELS_DIR, sha256_of
 from storage.db import first
-from storage.leaderboard import leaderboard
-from tasks.candidates import CANDIDATES, METRIC_COLUMNS, choose, metric
+from tasks.artifacts import MODELS_DIR, sha256_of
+from tasks.candidates import CANDIDATES, METRIC_COLUMNS, choose, metric, train_class_counts
+from tasks.leaderboard import leaderboard
 from worker.config import settings
 from worker.contract import (
     FOLD_SCORED,
@@ -39,17 +39,6 @@ from worker.errors import InputError, NotFoundError
 RESULT_OPS = {FOLD_SCORED, MODEL_FINALIZED, MODEL_FINALIZE_FAILED, TEST_DONE, TEST_FAILED}
 SEED_LIMIT = 2**32 - 1
 PENDING, DONE, FAILED = "pending", "done", "failed"
-
-
-def train_class_counts(class_counts: list[int], train_size: float, session_id: int) -> list[int]:
-    """Per class, the samples in PyCaret's stratified training split."""
-    from sklearn.model_selection import train_test_split
-
-    labels = np.repeat(np.arange(len(class_counts)), class_counts)
-    train, _ = train_test_split(
-        labels, test_size=1 - train_size, stratify=labels, random_state=session_id
-    )
-    return np.bincount(train, minlength=len(class_counts)).tolist()
 
 
 class ModelStore:

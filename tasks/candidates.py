@@ -100,3 +100,15 @@ def choose(include: list[str] | None, exclude: list[str] | None) -> list[str]:
     if not chosen:
         raise ValueError("the exclude list leaves no model to compare")
     return chosen
+
+
+def train_class_counts(class_counts: list[int], train_size: float, session_id: int) -> list[int]:
+    """Per class, the samples in PyCaret's stratified training split."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    labels = np.repeat(np.arange(len(class_counts)), class_counts)
+    train, _ = train_test_split(
+        labels, test_size=1 - train_size, stratify=labels, random_state=session_id
+    )
+    return np.bincount(train, minlength=len(class_counts)).tolist()

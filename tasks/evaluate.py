@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import socket
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -21,8 +19,8 @@ import numpy as np
 from storage.datasets import ExpressionMatrix
 from tasks.importance import _matrix
 from worker import inbox
-from worker.app import unit_task
-from worker.contract import TEST_DONE, TEST_FAILED, Task
+from worker.app import unit_task, worker_name
+from worker.contract import Task, TestDone, TestFailed
 
 # Estimators are rebuilt from a class path stored in the results file; only
 # these libraries' classes are ever imported that way.
@@ -128,30 +126,32 @@ def execute(
     test_size: float,
 ) -> str:
     """Run one evaluation and hand the outcome (done or failed) to the writer."""
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = worker_name()
     try:
         result = evaluate_holdout(
             _matrix(dataset_path), estimator, params, split_seed, hyper_seed, test_size
         )
     except Exception as exc:
         inbox.push(
-            {
-                "op": TEST_FAILED,
-                "job_id": job_id,
-                "test_id": test_id,
-                "error": f"{exc.__class__.__name__}: {exc}",
-                "worker": worker,
-            }
+            TestFailed(
+                job_id=job_id,
+                test_id=test_id,
+                error=f"{exc.__class__.__name__}: {exc}",
+                worker=worker,
+            )
         )
         raise
     inbox.push(
-        {"op": TEST_DONE, "job_id": job_id, "test_id": test_id, "worker": worker,
-         "result": asdict(result)}
+        TestDone(job_id=job_id, test_id=test_id, worker=worker,
+         result=asdict(result))
     )  # fmt: skip
     return f"{test_id}: accuracy={result.accuracy:.4f}"
 
 
-@unit_task(Task.HOLDOUT_TEST)
+@unit_task(
+    Task.HOLDOUT_TEST,
+    lambda kw, error: TestFailed(kw["job_id"], kw["test_id"], error, worker_name()),
+)
 def holdout_test(
     job_id, test_id, dataset_path, estimator, params, split_seed, hyper_seed, test_size
 ):

@@ -6,8 +6,6 @@ is the Celery task around it, which hands the result to the writer.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -19,9 +17,9 @@ import numpy as np
 from storage.datasets import ExpressionMatrix, load_matrix
 from tasks.models import make_estimator, model_kind
 from worker import inbox
-from worker.app import unit_task
+from worker.app import unit_task, worker_name
 from worker.config import settings
-from worker.contract import RUN_DONE, RUN_FAILED, Task
+from worker.contract import RunDone, RunFailed, Task
 
 
 @dataclass(frozen=True)
@@ -156,24 +154,23 @@ def packed_selection(selection: Selection) -> dict:
     }
 
 
-def run_message(job_id: str, dataset_id: str, model: str, result: RunResult) -> dict:
-    return {
-        "op": RUN_DONE,
-        "job_id": job_id,
-        "dataset_id": dataset_id,
-        "model": model,
-        "seed": result.seed,
-        "n_train": result.n_train,
-        "n_test": result.n_test,
-        "accuracy": result.accuracy,
-        "precision": result.precision,
-        "recall": result.recall,
-        "f1": result.f1,
-        "fit_seconds": result.fit_seconds,
-        "n_selected": result.n_selected,
-        "worker": f"{socket.gethostname()}:{os.getpid()}",
-        "importances": packed_selection(result.selection),
-    }
+def run_message(job_id: str, dataset_id: str, model: str, result: RunResult) -> RunDone:
+    return RunDone(
+        job_id=job_id,
+        dataset_id=dataset_id,
+        model=model,
+        seed=result.seed,
+        n_train=result.n_train,
+        n_test=result.n_test,
+        accuracy=result.accuracy,
+        precision=result.precision,
+        recall=result.recall,
+        f1=result.f1,
+        fit_seconds=result.fit_seconds,
+        n_selected=result.n_selected,
+        worker=worker_name(),
+        importances=packed_selection(result.selection),
+    )
 
 
 def execute(
@@ -186,21 +183,25 @@ def execute(
         result = fit_run(_matrix(dataset_path), model, seed, test_size)
     except Exception as exc:
         inbox.push(
-            {
-                "op": RUN_FAILED,
-                "job_id": job_id,
-                "dataset_id": dataset_id,
-                "model": model,
-                "seed": seed,
-                "error": f"{exc.__class__.__name__}: {exc}",
-                "worker": f"{socket.gethostname()}:{os.getpid()}",
-            }
+            RunFailed(
+                job_id=job_id,
+                dataset_id=dataset_id,
+                model=model,
+                seed=seed,
+                error=f"{exc.__class__.__name__}: {exc}",
+                worker=worker_name(),
+            )
         )
         raise
     inbox.push(run_message(job_id, dataset_id, model, result))
     return f"accuracy={result.accuracy:.4f} genes={result.n_selected}"
 
 
-@unit_task(Task.IMPORTANCE_RUN)
+@unit_task(
+    Task.IMPORTANCE_RUN,
+    lambda kw, error: RunFailed(
+        kw["job_id"], kw["dataset_id"], kw["model"], kw["seed"], error, worker_name()
+    ),
+)
 def importance_run(job_id, dataset_id, dataset_path, model, seed, test_size):
     return execute(job_id, dataset_id, dataset_path, model, seed, test_size)

@@ -16,8 +16,6 @@ CLI and the workers start fast and no `logs.log` appears anywhere.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -25,13 +23,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from storage.artifacts import quiet_pycaret, write_artifact
 from storage.datasets import load_frame
+from tasks.artifacts import quiet_pycaret, write_artifact
 from tasks.candidates import METRICS
 from worker import inbox
-from worker.app import unit_task
+from worker.app import unit_task, worker_name
 from worker.config import settings
-from worker.contract import FOLD_SCORED, MODEL_FINALIZE_FAILED, MODEL_FINALIZED, Task
+from worker.contract import FoldScored, ModelFinalized, ModelFinalizeFailed, Task
 
 
 @dataclass(frozen=True)
@@ -221,8 +219,13 @@ def finalize_model(exp, model: str) -> FinalModel:
     )
 
 
-def _worker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def _failed_fold(unit: dict, error: str) -> FoldScored:
+    """A fold that could not be scored: 0 on every metric, as PyCaret's error_score."""
+    score = FoldScore(
+        unit["model"], unit["fold"], True, error, {m.column: 0.0 for m in METRICS}, 0.0, 0.0, "",
+        "{}",
+    )  # fmt: skip
+    return FoldScored(job_id=unit["job_id"], worker=worker_name(), **asdict(score))
 
 
 def execute_fold(job_id: str, dataset_path: str, setup: dict, model: str, fold: int) -> str:
@@ -232,13 +235,9 @@ def execute_fold(job_id: str, dataset_path: str, setup: dict, model: str, fold: 
     try:
         score = score_fold(cached_experiment(dataset_path, SearchSetup(**setup)), model, fold)
     except Exception as exc:
-        score = FoldScore(
-            model, fold, True, f"{exc.__class__.__name__}: {exc}",
-            {m.column: 0.0 for m in METRICS}, 0.0, 0.0, "", "{}",
-        )  # fmt: skip
-        inbox.push({"op": FOLD_SCORED, "job_id": job_id, "worker": _worker(), **asdict(score)})
+        inbox.push(_failed_fold({"job_id": job_id, "model": model, "fold": fold}, _failure(exc)))
         raise
-    inbox.push({"op": FOLD_SCORED, "job_id": job_id, "worker": _worker(), **asdict(score)})
+    inbox.push(FoldScored(job_id=job_id, worker=worker_name(), **asdict(score)))
     return f"{model} fold {fold}: " + (score.error or f"accuracy={score.scores['accuracy']:.4f}")
 
 
@@ -249,33 +248,34 @@ def execute_finalize(job_id: str, dataset_path: str, setup: dict, model_id: str,
         path, sha256 = write_artifact(final.pipeline, settings().spool_dir, model_id)
     except Exception as exc:
         inbox.push(
-            {
-                "op": MODEL_FINALIZE_FAILED,
-                "job_id": job_id,
-                "model_id": model_id,
-                "error": f"{exc.__class__.__name__}: {exc}",
-            }
+            ModelFinalizeFailed(
+                job_id=job_id,
+                model_id=model_id,
+                error=f"{exc.__class__.__name__}: {exc}",
+            )
         )
         raise
     inbox.push(
-        {
-            "op": MODEL_FINALIZED,
-            "job_id": job_id,
-            "model_id": model_id,
-            "spool_path": str(path.relative_to(settings().home)),
-            "sha256": sha256,
-            "pred_accuracy": final.pred_accuracy,
-            "fit_seconds": final.fit_seconds,
-        }
+        ModelFinalized(
+            job_id=job_id,
+            model_id=model_id,
+            spool_path=str(path.relative_to(settings().home)),
+            sha256=sha256,
+            pred_accuracy=final.pred_accuracy,
+            fit_seconds=final.fit_seconds,
+        )
     )
     return f"{model_id}: holdout accuracy {final.pred_accuracy:.4f}"
 
 
-@unit_task(Task.SEARCH_FOLD)
+@unit_task(Task.SEARCH_FOLD, lambda kw, error: _failed_fold(kw, error))
 def search_fold(job_id, dataset_path, setup, model, fold):
     return execute_fold(job_id, dataset_path, setup, model, fold)
 
 
-@unit_task(Task.SEARCH_FINALIZE)
+@unit_task(
+    Task.SEARCH_FINALIZE,
+    lambda kw, error: ModelFinalizeFailed(kw["job_id"], kw["model_id"], error),
+)
 def search_finalize(job_id, dataset_path, setup, model_id, model):
     return execute_finalize(job_id, dataset_path, setup, model_id, model)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,9 +21,9 @@ import numpy as np
 
 from tasks.tree_models import TreeModel, choose_engine, explain, load_spec
 from worker import inbox
-from worker.app import unit_task
+from worker.app import unit_task, worker_name
 from worker.config import settings
-from worker.contract import SHARD_DONE, SHARD_FAILED, Task
+from worker.contract import ShardDone, ShardFailed, Task
 
 ADDITIVITY_TOLERANCE = 1e-3
 BINARY_CLASS = 1  # a binary classifier is explained for its positive class
@@ -221,7 +220,7 @@ def execute(
 ) -> str:
     """Explain one shard, spool its Parquet files, and tell the writer where they are."""
     started = time.perf_counter()
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = worker_name()
     try:
         rows = _input(input_path).slice(first_row, first_row + n_rows)
         loaded = {}
@@ -237,33 +236,34 @@ def execute(
         _write_atomically(result.values, home / values_path)
     except Exception as exc:
         inbox.push(
-            {
-                "op": SHARD_FAILED,
-                "job_id": job_id,
-                "shard": shard,
-                "error": f"{exc.__class__.__name__}: {exc}",
-                "worker": worker,
-            }
+            ShardFailed(
+                job_id=job_id,
+                shard=shard,
+                error=f"{exc.__class__.__name__}: {exc}",
+                worker=worker,
+            )
         )
         raise
     inbox.push(
-        {
-            "op": SHARD_DONE,
-            "job_id": job_id,
-            "shard": shard,
-            "rows_path": str(rows_path),
-            "values_path": str(values_path),
-            "n_rows": n_rows,
-            "engine": ",".join(result.engines),
-            "additivity_failures": result.additivity_failures,
-            "max_additivity_error": result.max_additivity_error,
-            "seconds": time.perf_counter() - started,
-            "worker": worker,
-        }
+        ShardDone(
+            job_id=job_id,
+            shard=shard,
+            rows_path=str(rows_path),
+            values_path=str(values_path),
+            n_rows=n_rows,
+            engine=",".join(result.engines),
+            additivity_failures=result.additivity_failures,
+            max_additivity_error=result.max_additivity_error,
+            seconds=time.perf_counter() - started,
+            worker=worker,
+        )
     )
     return f"rows={n_rows} additivity_failures={result.additivity_failures}"
 
 
-@unit_task(Task.SHAP_SHARD)
+@unit_task(
+    Task.SHAP_SHARD,
+    lambda kw, error: ShardFailed(kw["job_id"], kw["shard"], error, worker_name()),
+)
 def shap_shard(job_id, shard, input_path, first_row, n_rows, models, zero_is_present, engine):
     return execute(job_id, shard, input_path, first_row, n_rows, models, zero_is_present, engine)

@@ -153,7 +153,7 @@ def _genejobs(path: Path, sha256: str | None) -> TreeModel:
     """The final estimator of a pipeline genejobs saved; the steps before it prepare the rows."""
     import dataclasses
 
-    from storage.artifacts import load_artifact
+    from tasks.artifacts import load_artifact
 
     if not sha256:
         raise InputError(f"{path}: a model genejobs saved is loaded only with its recorded sha256")

@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import TISSUE, free_port, run, run_subprocess, sql, wait_until
 from worker import inbox, writer_lock
 from worker.config import settings
+from worker.contract import Ping, PlanImportance
 from worker.errors import ServiceUnavailable
 from worker.stack import running
 
@@ -221,7 +222,7 @@ def test_a_request_while_the_writer_is_dead_fails_at_once_and_leaves_no_job(faul
     assert result.exit_code == 3 and "writer is not running" in result.stderr
     assert time.monotonic() - started < 5
     up()
-    assert inbox.request({"op": "ping"})["writer"]
+    assert inbox.request(Ping())["writer"]
     assert _jobs_count() == before
 
 
@@ -238,7 +239,7 @@ def test_a_request_no_writer_took_is_withdrawn(faulty):
     # still hand it a message.
     wait_until(lambda: not _writer_connections(), 30, what="the writer's connections to close")
     with pytest.raises(ServiceUnavailable, match="nothing was done"):
-        inbox.request({"op": "ping"}, timeout=2)
+        inbox.request(Ping(), timeout=2)
     assert inbox.client().llen(inbox.INBOX) == 0
     inbox.client().delete(writer_lock.WRITER_LOCK)
     up()
@@ -251,8 +252,8 @@ def test_a_request_a_stalled_writer_took_is_applied_when_it_resumes(faulty):
     try:
         with pytest.raises(ServiceUnavailable, match="will be applied when a writer runs"):
             inbox.request(
-                {"op": "plan_importance", "job_id": "imp-stalled", "dataset": "tissue",
-                 "model": "dummy", "runs": 3, "test_size": 0.3, "seed_max": 10**9},
+                PlanImportance(job_id="imp-stalled", dataset="tissue",
+                 model="dummy", runs=3, test_size=0.3, seed_max=10**9),
                 timeout=2,
             )  # fmt: skip
     finally:
@@ -300,3 +301,38 @@ def test_a_writer_named_out_of_the_results_file_commits_nothing(faulty):
     with connect(settings().db_path, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM runs").fetchone()[0] > 0
     up()
+
+
+def test_a_unit_whose_worker_dies_every_time_ends_failed(faulty):
+    from worker.app import MAX_DELIVERIES
+
+    output = run("importance", "tissue", "--model", "ada", "--seeds", "4242", "--no-wait").output
+    job_id = output.strip().splitlines()[-1]
+    deliveries = inbox.DELIVERIES_PREFIX + f"{job_id}-4242"
+    for attempt in range(1, MAX_DELIVERIES + 1):
+        wait_until(
+            lambda n=attempt: int(inbox.client().get(deliveries) or 0) >= n, 60, 0.01, "a delivery"
+        )
+        parent = running(settings(), "compute")
+        for child in psutil.Process(parent.pid).children():
+            os.kill(child.pid, signal.SIGKILL)
+    assert wait_until(lambda: final(job_id), 60, 0.25, f"job {job_id}") == {"failed": 1}
+    error = sql(f"SELECT error FROM runs WHERE job_id = '{job_id}'")[0][0]
+    assert error.startswith("WorkerLost: the worker process running this unit died 5 times")
+
+
+def test_units_the_broker_lost_are_sent_again(faulty):
+    # As if Redis had lost its last writes: the job's tasks vanish from the
+    # queue while no worker runs. The writer finds its pending units held
+    # nowhere and sends them again; nobody retries by hand.
+    from worker.stack import stop
+
+    stop(["compute"], progress=lambda _: None)
+    job_id = run("importance", "tissue", "--model", "lr", "--runs", "12", "--no-wait").output
+    job_id = job_id.strip().splitlines()[-1]
+    assert inbox.client().llen(inbox.COMPUTE_QUEUE) == 12
+    inbox.client().delete(inbox.COMPUTE_QUEUE)
+    up()
+    assert wait_until(lambda: final(job_id), 60, 0.25, f"job {job_id}") == {"done": 12}
+    log = (settings().logs_dir / "writer.log").read_text()
+    assert "pending units were held nowhere by the broker; sending them again" in log

@@ -21,6 +21,7 @@ from tests.conftest import (
 )
 from worker import inbox
 from worker.config import settings
+from worker.contract import Ping
 from worker.stack import running
 
 
@@ -171,7 +172,7 @@ def test_a_repeated_result_changes_nothing_alone_or_in_a_batch(tissue):
     runs = sql(f"SELECT seed, test_size FROM runs WHERE job_id = '{job_id}' ORDER BY seed")
     matrix = load_matrix(settings().home / path)
     copies = [
-        json.dumps(run_message(job_id, dataset_id, "lr", fit_run(matrix, "lr", seed, test_size)))
+        run_message(job_id, dataset_id, "lr", fit_run(matrix, "lr", seed, test_size)).encode()
         for seed, test_size in runs
     ]
 
@@ -186,9 +187,9 @@ def test_a_repeated_result_changes_nothing_alone_or_in_a_batch(tissue):
     assert [status for _, status, _, _ in before[0]] == ["done"] * 3 and before[1][0][0] > 0
     conn = inbox.client()
     conn.lpush(inbox.INBOX, copies[0])
-    inbox.request({"op": "ping"})  # answered after every message pushed before it
+    inbox.request(Ping())  # answered after every message pushed before it
     conn.lpush(inbox.INBOX, *copies, *copies)
-    inbox.request({"op": "ping"})
+    inbox.request(Ping())
     assert state() == before
     assert conn.llen(inbox.DEAD_LETTERS) == 0
 

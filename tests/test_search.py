@@ -110,7 +110,7 @@ def test_the_leaderboard_equals_pycarets_compare_models(searched, tmp_path, monk
 
 
 def test_the_best_model_is_finalized_and_loaded_only_with_its_hash(searched, tmp_path):
-    from storage.artifacts import load_artifact
+    from tasks.artifacts import load_artifact
     from worker.errors import GenejobsError
 
     job_id, board = searched
@@ -252,7 +252,7 @@ def test_shap_explains_a_searched_tree_model_and_refuses_others(small):
     """`genejobs:<model id>`: a search's saved pipeline, explained like any model file."""
     import shap
 
-    from storage.artifacts import load_artifact
+    from tasks.artifacts import load_artifact
 
     board = pd.read_json(
         io.StringIO(

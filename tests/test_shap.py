@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storage import synth_l2g
+from tasks import synth_l2g
 from tests.conftest import frame_of, run, sql, wait_until
 from worker import inbox
 from worker.config import settings

@@ -9,20 +9,20 @@ writer's inbox, not to the result backend.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import socket
+from collections.abc import Callable, Iterable
 
 from worker.config import THREAD_CAPS, settings
 
 for _name, _value in THREAD_CAPS.items():
     os.environ.setdefault(_name, _value)
 
-import functools  # noqa: E402
-
+import redis  # noqa: E402
 from celery import Celery, signals  # noqa: E402
 from celery.exceptions import Reject  # noqa: E402
 
-from worker import lease  # noqa: E402
-from worker.contract import Unit  # noqa: E402
+from worker import inbox, lease  # noqa: E402
+from worker.contract import Message, Unit  # noqa: E402
 from worker.errors import ResultUndelivered  # noqa: E402
 from worker.inbox import COMPUTE_QUEUE  # noqa: E402
 
@@ -66,26 +66,57 @@ app = make_app()
 signals.worker_ready.connect(lease.start_renewing, weak=False)
 
 
-def unit_task(name: str):
-    """Register a compute task whose result, if it cannot reach the writer, runs it again.
+# A unit whose worker process died this many times while running it (a fit
+# that runs out of memory, a library that crashes) is recorded failed.
+MAX_DELIVERIES = 5
+
+
+def unit_task(name: str, give_up: Callable[[dict, str], Message]):
+    """Register a compute task around `function(**kwargs)`.
 
     Celery acknowledges a task that raised (acks_late acks failures too); a
     task whose result never reached the writer must not be acknowledged as
     done, so it is rejected with requeue instead, and if Redis cannot even
     take the rejection, its lease lapses and the restore sweep brings it back.
+    A task delivered more than MAX_DELIVERIES times (each time its process
+    died) is not run again: `give_up(kwargs, error)` is the failure reported.
     """
 
     def register(function):
-        @functools.wraps(function)
-        def body(*args, **kwargs):
+        def body(self, **kwargs):
             try:
-                return function(*args, **kwargs)
+                if deliveries(self.request.id) > MAX_DELIVERIES:
+                    error = (
+                        f"WorkerLost: the worker process running this unit died "
+                        f"{MAX_DELIVERIES} times (out of memory, or a crash in a library)"
+                    )
+                    inbox.push(give_up(kwargs, error))
+                    return error
+                return function(**kwargs)
             except ResultUndelivered as exc:
                 raise Reject(str(exc), requeue=True) from None
 
-        return app.task(name=str(name), ignore_result=True)(body)
+        body.__name__, body.__doc__ = function.__name__, function.__doc__
+        return app.task(name=str(name), ignore_result=True, bind=True, typing=False)(body)
 
     return register
+
+
+def worker_name() -> str:
+    """This process as results name it: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def deliveries(task_id: str) -> int:
+    """Count one more delivery of a task; return how many there have been (0 without Redis)."""
+    key = inbox.DELIVERIES_PREFIX + task_id
+    try:
+        pipe = inbox.client().pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 7 * 24 * 3600)
+        return int(pipe.execute()[0])
+    except redis.RedisError:
+        return 0
 
 
 _senders: dict[str, Celery] = {}

@@ -13,9 +13,10 @@ who sees a task id in the broker knows which unit it carries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 
 class Task(StrEnum):
@@ -68,22 +69,286 @@ def unit_of(task_id: str) -> str:
     return task_id.split(RESEND_MARK, 1)[0]
 
 
-# Results the compute tasks push to the writer's inbox, by the `op` field.
-RUN_DONE, RUN_FAILED = "run_done", "run_failed"
-FOLD_SCORED = "fold_scored"
-MODEL_FINALIZED, MODEL_FINALIZE_FAILED = "model_finalized", "model_finalize_failed"
-TEST_DONE, TEST_FAILED = "test_done", "test_failed"
-SHARD_DONE, SHARD_FAILED = "shap_shard_done", "shap_shard_failed"
-RESULT_OPS = frozenset(
-    {
-        RUN_DONE,
-        RUN_FAILED,
-        FOLD_SCORED,
-        MODEL_FINALIZED,
-        MODEL_FINALIZE_FAILED,
-        TEST_DONE,
-        TEST_FAILED,
-        SHARD_DONE,
-        SHARD_FAILED,
-    }
-)
+# Messages to the writer ------------------------------------------------------------------
+#
+# Every message on the writer's inbox is one of these, sent as JSON with its
+# `op`. The writer checks each against its definition (`decode`) before it
+# applies it; a message that does not fit is a dead letter, not a crash.
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message to the writer; subclasses name their `op` and fields."""
+
+    op: ClassVar[str]
+
+    def encode(self, **extra: Any) -> str:
+        """The message as JSON (with `extra` fields, such as a reply list)."""
+        return json.dumps({"op": self.op, **self.__dict__, **extra})
+
+
+REQUESTS: dict[str, type[Message]] = {}
+RESULTS: dict[str, type[Message]] = {}
+
+
+def _request(cls):
+    REQUESTS[cls.op] = cls
+    return cls
+
+
+def _result(cls):
+    RESULTS[cls.op] = cls
+    return cls
+
+
+# Requests: the CLI asks, the writer applies them in a transaction and answers.
+
+
+@_request
+@dataclass(frozen=True)
+class RegisterDataset(Message):
+    op: ClassVar[str] = "register_dataset"
+    meta: dict
+    temp_path: str  # relative to the data dir
+    name: str
+    source: str
+
+
+@_request
+@dataclass(frozen=True)
+class FilterDataset(Message):
+    op: ClassVar[str] = "filter_dataset"
+    job_id: str | None
+    dataset: str | None
+    model: str | None
+    min_count: int
+    top: int | None
+    name: str
+
+
+@_request
+@dataclass(frozen=True)
+class PlanImportance(Message):
+    op: ClassVar[str] = "plan_importance"
+    job_id: str
+    dataset: str
+    model: str
+    runs: int
+    test_size: float
+    seed_max: int
+    seeds: list[int] | None = None
+
+
+@_request
+@dataclass(frozen=True)
+class PlanSearch(Message):
+    op: ClassVar[str] = "plan_search"
+    job_id: str
+    dataset: str
+    include: list[str] | None
+    exclude: list[str] | None
+    folds: int
+    sort: str
+    session_id: int | None
+    train_size: float
+
+
+@_request
+@dataclass(frozen=True)
+class PlanEvaluate(Message):
+    op: ClassVar[str] = "plan_evaluate"
+    job_id: str
+    model_id: str
+    dataset: str | None
+    split_seeds: list[int] | None
+    runs: int
+    hyper_seed: int | None
+
+
+@_request
+@dataclass(frozen=True)
+class PlanShap(Message):
+    op: ClassVar[str] = "plan_shap"
+    job_id: str
+    source: str
+    input_path: str
+    id_cols: list[str]
+    partition_col: str | None
+    features: list[str]
+    n_outputs: int
+    n_rows: int
+    shard_rows: int
+    zero_is_present: bool
+    engine: str
+    models: list[dict]
+
+
+@_request
+@dataclass(frozen=True)
+class CancelJob(Message):
+    op: ClassVar[str] = "cancel_job"
+    job_id: str
+
+
+@_request
+@dataclass(frozen=True)
+class RetryJob(Message):
+    op: ClassVar[str] = "retry_job"
+    job_id: str
+    include_pending: bool = False
+    include_cancelled: bool = False
+
+
+@_request
+@dataclass(frozen=True)
+class Ping(Message):
+    op: ClassVar[str] = "ping"
+
+
+# Results: a compute task reports how its unit ended.
+
+
+@_result
+@dataclass(frozen=True)
+class RunDone(Message):
+    op: ClassVar[str] = "run_done"
+    job_id: str
+    dataset_id: str
+    model: str
+    seed: int
+    n_train: int
+    n_test: int
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    fit_seconds: float
+    n_selected: int
+    worker: str
+    importances: dict  # packed arrays: gene_index, importance, coef, class_coefs
+
+
+@_result
+@dataclass(frozen=True)
+class RunFailed(Message):
+    op: ClassVar[str] = "run_failed"
+    job_id: str
+    dataset_id: str
+    model: str
+    seed: int
+    error: str
+    worker: str
+
+
+@_result
+@dataclass(frozen=True)
+class FoldScored(Message):
+    op: ClassVar[str] = "fold_scored"
+    job_id: str
+    worker: str
+    model: str
+    fold: int
+    failed: bool
+    error: str | None
+    scores: dict[str, float]
+    fit_seconds: float
+    score_seconds: float
+    estimator: str
+    params: str
+
+
+@_result
+@dataclass(frozen=True)
+class ModelFinalized(Message):
+    op: ClassVar[str] = "model_finalized"
+    job_id: str
+    model_id: str
+    spool_path: str
+    sha256: str
+    pred_accuracy: float
+    fit_seconds: float
+
+
+@_result
+@dataclass(frozen=True)
+class ModelFinalizeFailed(Message):
+    op: ClassVar[str] = "model_finalize_failed"
+    job_id: str
+    model_id: str
+    error: str
+
+
+@_result
+@dataclass(frozen=True)
+class TestDone(Message):
+    op: ClassVar[str] = "test_done"
+    job_id: str
+    test_id: str
+    worker: str
+    result: dict
+
+
+@_result
+@dataclass(frozen=True)
+class TestFailed(Message):
+    op: ClassVar[str] = "test_failed"
+    job_id: str
+    test_id: str
+    error: str
+    worker: str
+
+
+@_result
+@dataclass(frozen=True)
+class ShardDone(Message):
+    op: ClassVar[str] = "shap_shard_done"
+    job_id: str
+    shard: int
+    rows_path: str
+    values_path: str
+    n_rows: int
+    engine: str
+    additivity_failures: int
+    max_additivity_error: float
+    seconds: float
+    worker: str
+
+
+@_result
+@dataclass(frozen=True)
+class ShardFailed(Message):
+    op: ClassVar[str] = "shap_shard_failed"
+    job_id: str
+    shard: int
+    error: str
+    worker: str
+
+
+RUN_DONE, RUN_FAILED = RunDone.op, RunFailed.op
+FOLD_SCORED = FoldScored.op
+MODEL_FINALIZED, MODEL_FINALIZE_FAILED = ModelFinalized.op, ModelFinalizeFailed.op
+TEST_DONE, TEST_FAILED = TestDone.op, TestFailed.op
+SHARD_DONE, SHARD_FAILED = ShardDone.op, ShardFailed.op
+RESULT_OPS = frozenset(RESULTS)
+
+_REQUIRED = {
+    op: frozenset(f.name for f in fields(cls) if f.default is MISSING)
+    for op, cls in {**REQUESTS, **RESULTS}.items()
+}
+
+
+def decode(raw: bytes | str) -> dict[str, Any]:
+    """A message from the inbox as a dict, checked against its definition.
+
+    Raises ValueError for text that is not JSON, an unknown `op`, or missing fields.
+    """
+    message = json.loads(raw)
+    if not isinstance(message, dict):
+        raise ValueError("a message must be a JSON object")
+    required = _REQUIRED.get(message.get("op"))
+    if required is None:
+        raise ValueError(f"unknown operation {message.get('op')!r}")
+    missing = required.difference(message)
+    if missing:
+        raise ValueError(f"{message['op']} lacks {', '.join(sorted(missing))}")
+    return message

@@ -20,6 +20,7 @@ import redis
 
 from worker import writer_lock
 from worker.config import settings
+from worker.contract import Message
 from worker.errors import GenejobsError, ResultUndelivered, ServiceUnavailable
 
 INBOX = "genejobs:inbox"
@@ -29,6 +30,7 @@ DEAD_LETTERS = "genejobs:inbox:dead"
 REPLY_PREFIX = "genejobs:reply:"
 PROGRESS_PREFIX = "genejobs:job:"
 CANCEL_PREFIX = "genejobs:cancelled:"
+DELIVERIES_PREFIX = "genejobs:deliveries:"
 COMPUTE_QUEUE = "compute"
 
 _clients: dict[str, redis.Redis] = {}
@@ -60,14 +62,14 @@ def writer_alive(conn: redis.Redis | None = None) -> bool:
     return writer_lock.writer_alive(conn or client())
 
 
-def push(message: dict[str, Any], patience: float = 60.0) -> None:
+def push(message: Message, patience: float = 60.0) -> None:
     """Hand one message to the writer, waiting up to `patience` s for Redis to answer.
 
     A Redis restart takes a second or two; a result is worth waiting for. If
     Redis stays away, raise ResultUndelivered: the task must not be
     acknowledged as if its result had arrived.
     """
-    body = json.dumps(message)
+    body = message.encode()
     deadline = time.monotonic() + patience
     while True:
         try:
@@ -81,7 +83,7 @@ def push(message: dict[str, Any], patience: float = 60.0) -> None:
             time.sleep(0.5)
 
 
-def request(message: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+def request(message: Message, timeout: float = 120.0) -> dict[str, Any]:
     """Send a message that needs an answer and wait for the writer's reply.
 
     Raises the error the writer reported, as a GenejobsError subclass.
@@ -92,7 +94,7 @@ def request(message: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
             "the genejobs writer is not running; start the stack with `genejobs up`"
         )
     reply_to = REPLY_PREFIX + uuid.uuid4().hex
-    body = json.dumps({**message, "reply_to": reply_to})
+    body = message.encode(reply_to=reply_to)
     conn.lpush(INBOX, body)
     deadline = time.monotonic() + timeout
     while True:
@@ -114,11 +116,12 @@ def request(message: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
     return reply
 
 
-def _withdrawn(conn: redis.Redis, body: str, message: dict[str, Any]) -> str:
+def _withdrawn(conn: redis.Redis, body: str, message: Message) -> str:
     """Take back a request no writer has taken; say what became of it."""
     if conn.lrem(INBOX, 1, body):
         return "; nothing was done"
-    job = f" job {message['job_id']}" if "job_id" in message else " it"
+    job_id = getattr(message, "job_id", None)
+    job = f" job {job_id}" if job_id else " it"
     return (
         f"; the request was taken and will be applied when a writer runs: see{job} "
         "with `genejobs jobs list`"

@@ -31,7 +31,7 @@ from storage.db import connect
 from storage.model_store import ModelStore
 from storage.shap_store import ShapStore
 from storage.store import ResultStore, create_schema
-from worker import inbox
+from worker import contract, inbox
 from worker.config import settings
 from worker.contract import RESULT_OPS
 from worker.dispatch import Dispatcher, sweep_interval
@@ -45,14 +45,14 @@ log = logging.getLogger("genejobs.writer")
 RUNS, SHARDS, MODELS = "runs", "shap_shards", "models"
 # The requests that change a job's unit counts, and where those units are.
 CONTROL_KINDS = {
-    "plan_importance": RUNS,
-    "plan_search": MODELS,
-    "plan_evaluate": MODELS,
-    "plan_shap": SHARDS,
+    contract.PlanImportance.op: RUNS,
+    contract.PlanSearch.op: MODELS,
+    contract.PlanEvaluate.op: MODELS,
+    contract.PlanShap.op: SHARDS,
 }
 # Where each job kind's units are counted.
 KIND_COUNTS = {"importance": RUNS, "search": MODELS, "evaluate": MODELS, "shap": SHARDS}
-PLANS = {"plan_importance", "plan_search", "plan_evaluate", "plan_shap"}
+PLANS = set(CONTROL_KINDS)
 
 
 CLIENT_PREFIX = "genejobs-writer:"
@@ -284,10 +284,13 @@ class Writer:
         messages = []
         for item in raw:
             try:
-                messages.append(json.loads(item))
-            except ValueError:
-                log.error("dropping a message that is not JSON: %r", item[:200])
-                self.redis.lpush(inbox.DEAD_LETTERS, item)
+                messages.append(contract.decode(item))
+            except ValueError as exc:
+                log.error("dead letter (%s): %r", exc, item[:200])
+                self.redis.lpush(
+                    inbox.DEAD_LETTERS,
+                    json.dumps({"message": item.decode(errors="replace"), "error": str(exc)}),
+                )
         touched: dict[str, str] = {}
         results: list[dict] = []
         for message in messages:
@@ -396,11 +399,11 @@ class Writer:
             return
         if op in PLANS:
             reply["sent"] = self.dispatcher.send_new(units.pending(self.con, {job_id}))
-        elif op == "retry_job":
+        elif op == contract.RetryJob.op:
             wanted = set(reply.pop("unit_ids"))
             again = [u for u in units.pending(self.con, {job_id}) if u.unit_id in wanted]
             reply["sent"] = self.dispatcher.resend(again)
-        elif op == "cancel_job":
+        elif op == contract.CancelJob.op:
             inbox.mark_cancelled(job_id)
         kind = CONTROL_KINDS.get(op) or KIND_COUNTS.get(reply.get("kind", ""))
         if kind is not None:

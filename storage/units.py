@@ -14,7 +14,7 @@ import json
 import duckdb
 
 from tasks.candidates import CANDIDATES
-from worker.contract import Task, Unit, UnitStatus
+from worker.contract import JobKind, Task, Unit, UnitStatus
 
 PENDING = UnitStatus.PENDING.value
 
@@ -28,15 +28,22 @@ def _job_filter(column: str, job_ids: set[str] | None) -> tuple[str, list]:
     return f" AND {column} IN ({', '.join('?' * len(ids))})", ids
 
 
-def pending(con: duckdb.DuckDBPyConnection, job_ids: set[str] | None = None) -> list[Unit]:
-    """Every unit left to run (of the given jobs, or of all jobs), slowest search folds first."""
-    return [
-        *_search_folds(con, job_ids),
-        *finalize_steps(con, job_ids),
-        *_runs(con, job_ids),
-        *_tests(con, job_ids),
-        *_shards(con, job_ids),
-    ]
+def pending(
+    con: duckdb.DuckDBPyConnection, job_ids: set[str] | None = None, kind: JobKind | None = None
+) -> list[Unit]:
+    """Every unit left to run (of the given jobs, or of all jobs), slowest search folds first.
+
+    With `kind`, only that kind's units are looked for (a request knows its
+    job's kind, and a lone run's latency feels every query).
+    """
+    finders = {
+        JobKind.SEARCH: (_search_folds, finalize_steps),
+        JobKind.IMPORTANCE: (_runs,),
+        JobKind.EVALUATE: (_tests,),
+        JobKind.SHAP: (_shards,),
+    }
+    chosen = finders[kind] if kind is not None else [f for fs in finders.values() for f in fs]
+    return [unit for find in chosen for unit in find(con, job_ids)]
 
 
 def _setup(params: str) -> dict:

@@ -33,7 +33,7 @@ from storage.shap_store import ShapStore
 from storage.store import ResultStore, create_schema
 from worker import contract, inbox
 from worker.config import settings
-from worker.contract import RESULT_OPS
+from worker.contract import RESULT_OPS, JobKind
 from worker.dispatch import Dispatcher, sweep_interval
 from worker.errors import GenejobsError, StoreBusy
 from worker.writer_lock import WriterLock, new_identity
@@ -52,7 +52,12 @@ CONTROL_KINDS = {
 }
 # Where each job kind's units are counted.
 KIND_COUNTS = {"importance": RUNS, "search": MODELS, "evaluate": MODELS, "shap": SHARDS}
-PLANS = set(CONTROL_KINDS)
+PLANS = {
+    contract.PlanImportance.op: JobKind.IMPORTANCE,
+    contract.PlanSearch.op: JobKind.SEARCH,
+    contract.PlanEvaluate.op: JobKind.EVALUATE,
+    contract.PlanShap.op: JobKind.SHAP,
+}
 
 
 CLIENT_PREFIX = "genejobs-writer:"
@@ -398,10 +403,12 @@ class Writer:
         if job_id is None:
             return
         if op in PLANS:
-            reply["sent"] = self.dispatcher.send_new(units.pending(self.con, {job_id}))
+            found = units.pending(self.con, {job_id}, PLANS[op])
+            reply["sent"] = self.dispatcher.send_new(found)
         elif op == contract.RetryJob.op:
             wanted = set(reply.pop("unit_ids"))
-            again = [u for u in units.pending(self.con, {job_id}) if u.unit_id in wanted]
+            found = units.pending(self.con, {job_id}, JobKind(reply["kind"]))
+            again = [u for u in found if u.unit_id in wanted]
             reply["sent"] = self.dispatcher.resend(again)
         elif op == contract.CancelJob.op:
             inbox.mark_cancelled(job_id)

@@ -22,10 +22,13 @@ from storage.db import reading
 def sql(query, fmt, lock_wait):
     """Run read-only SQL (SELECT, EXPLAIN) on the results.
 
-    Tables: datasets, jobs, runs, importances. Statements that would write
-    are refused.
+    Tables: datasets, jobs, runs, importances; model_runs, search_folds,
+    test_results; shap_jobs, shap_models, shap_features, shap_shards,
+    shap_rows, shap_values. Statements that would write are refused, and the
+    query can read nothing but the results: no other file, no extension, no
+    setting changed.
     """
-    with reading(lock_wait) as con:
+    with reading(lock_wait, sealed=True) as con:
         frame(queries.run_sql(con, query), fmt)
 
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,10 +65,13 @@ class ExpressionMatrix:
     sample_ids: tuple[str, ...]
 
 
-def _header(path: Path, sep: str) -> list[str]:
+def _header(path: Path, sep: str) -> tuple[list[str], bool]:
+    """The column names, and whether any line follows them."""
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     with opener(path, "rt", newline="", encoding="utf-8") as handle:
-        return next(csv.reader(handle, delimiter=sep), [])
+        rows = csv.reader(handle, delimiter=sep)
+        columns = next(rows, [])
+        return columns, any(any(cell.strip() for cell in row) for row in rows)
 
 
 def _table_suffix(path: Path) -> str:
@@ -76,6 +80,17 @@ def _table_suffix(path: Path) -> str:
     if suffixes and suffixes[-1] == ".gz" and len(suffixes) == 2 and suffixes[0] in READERS:
         return suffixes[0] if READERS[suffixes[0]] is not None else ".gz"
     return suffixes[-1] if suffixes else ""
+
+
+def _refuse_duplicates(path: Path, columns: list[str]) -> None:
+    # Counted once, before pandas sees the names (it renames duplicates in
+    # quadratic time): a header of 200,000 columns takes milliseconds.
+    dupes = sorted(str(c) for c, n in Counter(columns).items() if n > 1)
+    if dupes:
+        raise InputError(
+            f"{path} has duplicate column names: {', '.join(dupes[:5])}"
+            + (f" and {len(dupes) - 5} more" if len(dupes) > 5 else "")
+        )
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -99,19 +114,19 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
             import pyarrow.parquet as pq
 
             columns = pq.read_schema(path).names
-            frame = pd.read_parquet(path)
         else:
-            columns = _header(path, sep)
-            frame = pd.read_csv(path, sep=sep, low_memory=False)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise InputError(f"cannot read {path}: {first}") from None
-    dupes = sorted({c for c in columns if columns.count(c) > 1})
-    if dupes:
-        raise InputError(
-            f"{path} has duplicate column names: {', '.join(dupes[:5])}"
-            + (f" and {len(dupes) - 5} more" if len(dupes) > 5 else "")
+            columns, has_rows = _header(path, sep)
+            # pandas takes quadratic time over a header with no rows (minutes
+            # at 200,000 columns): such a file is refused before it gets there.
+            if not has_rows:
+                raise InputError(f"{path} has no samples")
+        _refuse_duplicates(path, columns)
+        frame = (
+            pd.read_parquet(path) if sep is None else pd.read_csv(path, sep=sep, low_memory=False)
         )
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, csv.Error) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise InputError(f"cannot read {path}: {first[:300]}") from None
     if frame.empty or len(frame.columns) == 0:
         raise InputError(f"{path} has no samples")
     return frame
@@ -197,6 +212,15 @@ def prepare(
     if len(classes) < 2:
         raise InputError(
             f"label '{label_col}' has one class ({classes[0]}); a classifier needs at least two"
+        )
+    # Every job splits or folds stratified by class (importance runs, searches,
+    # holdout tests), which needs two samples of each class: refused here, once,
+    # rather than by each job.
+    lone = classes[counts < 2]
+    if len(lone):
+        raise InputError(
+            f"{len(lone)} classes of '{label_col}' have a single sample ({listed(lone)}); "
+            "stratified splits need at least 2 per class: drop or merge them"
         )
     out = pd.DataFrame(values, columns=genes, index=index)
     out[label_col] = label_text

@@ -18,6 +18,10 @@ from worker.config import settings
 from worker.errors import GenejobsError, StoreBusy
 
 _CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+# Ad hoc SQL reads the results and nothing else: no file outside them read or
+# written (COPY, read_csv, ATTACH, INSTALL), no setting changed. DuckDB enforces
+# it for the connection, whatever the statement's shape.
+SEALED = {"enable_external_access": False, "lock_configuration": True}
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -25,14 +29,20 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text or "conflicting" in text
 
 
-def connect(path: Path, read_only: bool, wait: float | None = None) -> duckdb.DuckDBPyConnection:
-    """Open the file, retrying while another process holds a conflicting lock."""
+def connect(
+    path: Path, read_only: bool, wait: float | None = None, sealed: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """Open the file, retrying while another process holds a conflicting lock.
+
+    `sealed`: the connection can reach nothing but this file (see SEALED).
+    """
     wait = settings().lock_wait if wait is None else wait
     deadline = time.monotonic() + wait
     pause = 0.005
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only, config=dict(_CONFIG))
+            config = {**_CONFIG, **(SEALED if sealed else {})}
+            return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
                 raise GenejobsError(f"cannot open {path}: {str(exc).splitlines()[0]}") from None
@@ -46,13 +56,13 @@ def connect(path: Path, read_only: bool, wait: float | None = None) -> duckdb.Du
 
 
 @contextlib.contextmanager
-def reading(wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the results file, closed on exit."""
+def reading(wait: float | None = None, sealed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the results file, closed on exit (`sealed`: see SEALED)."""
     path = settings().db_path
     if not path.exists():
         raise GenejobsError(f"no results file at {path} yet; start the stack with `genejobs up`")
     _yield_to_writer(settings().lock_wait if wait is None else wait)
-    con = connect(path, read_only=True, wait=wait)
+    con = connect(path, read_only=True, wait=wait, sealed=sealed)
     try:
         yield con
     finally:

@@ -41,6 +41,37 @@ def test_header_only_file(stack, tmp_path):
     refused(*add(str(tmp_path / "header.csv")), expect="has no samples")
 
 
+def test_a_column_name_longer_than_a_csv_field_may_be(stack, tmp_path, good):
+    path = write(tmp_path, good.rename(columns={"GENE0001": "G" * 200_000}))
+    refused(*add(path), expect="cannot read")
+
+
+def test_a_header_of_200000_columns_and_no_rows(stack, tmp_path):
+    header = ",".join(["sample_id", "tissue", *(f"g{i}" for i in range(200_000))])
+    (tmp_path / "wide.csv").write_text(header + "\n")
+    refused(*add(str(tmp_path / "wide.csv")), expect="has no samples")
+
+
+def test_a_header_of_200000_columns_with_duplicates(stack, tmp_path):
+    names = ["sample_id", "tissue", *(f"g{i % 150_000}" for i in range(200_000))]
+    (tmp_path / "dupes.csv").write_text(
+        ",".join(names) + "\n" + ",".join(["s1", "a"] + ["1"] * 200_000) + "\n"
+    )
+    refused(*add(str(tmp_path / "dupes.csv")), expect="duplicate column names: g0, g1")
+
+
+def test_classes_with_a_single_sample(stack, tmp_path, good):
+    good.loc[0, "tissue"], good.loc[1, "tissue"] = "spleen", "kidney"
+    refused(*add(write(tmp_path, good)), expect="2 classes of 'tissue' have a single sample")
+
+
+def test_a_gzipped_csv_is_read(stack, tmp_path, good):
+    good.loc[0, "GENE0001"] = 12345.678  # content no other test registers
+    path = write(tmp_path, good, name="gzipped.csv.gz")
+    assert "registered 'gzipped'" in run(*add(path)).output
+    assert sql("SELECT n_samples FROM datasets WHERE name = 'gzipped'") == [(40,)]
+
+
 def test_unreadable_file(stack, tmp_path):
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x81garbage\x00\x9c" * 50)
     refused(*add(str(tmp_path / "binary.csv")), expect="cannot read")
@@ -206,6 +237,38 @@ def test_genes_count_needs_a_scope(stack):
 )
 def test_sql_that_writes(stack, statement):
     refused("sql", statement, expect="refusing")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "EXPLAIN ANALYZE COPY (SELECT 'x') TO '{out}'",
+        "SELECT * FROM read_csv('{secret}')",
+        "SELECT * FROM read_text('{secret}')",
+        "SELECT * FROM glob('{folder}/*')",
+        "EXPLAIN SELECT * FROM '{secret}'",
+        "WITH f AS (SELECT * FROM read_csv('{secret}')) SELECT * FROM f",
+    ],
+)
+def test_sql_reads_nothing_but_the_results(stack, tmp_path, statement):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("token\nhunter2\n")
+    out = tmp_path / "out.csv"
+    query = statement.format(out=out, secret=secret, folder=tmp_path)
+    line = refused("sql", query, expect="SQL error: Permission Error")
+    assert "hunter2" not in line and not out.exists()
+
+
+def test_sql_changes_no_setting(stack):
+    refused("sql", "SELECT 1; SET threads = 1", expect="refusing")
+    # Below the statement check, the connection itself refuses.
+    from storage.db import reading
+
+    with (
+        reading(sealed=True) as con,
+        pytest.raises(Exception, match="configuration has been locked"),
+    ):
+        con.execute("SET threads = 1")
 
 
 def test_sql_that_does_not_parse(stack):

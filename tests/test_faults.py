@@ -330,7 +330,7 @@ def test_units_the_broker_lost_are_sent_again(faulty):
     stop(["compute"], progress=lambda _: None)
     job_id = run("importance", "tissue", "--model", "lr", "--runs", "12", "--no-wait").output
     job_id = job_id.strip().splitlines()[-1]
-    assert inbox.client().llen(inbox.COMPUTE_QUEUE) == 12
+    wait_until(lambda: inbox.client().llen(inbox.COMPUTE_QUEUE) == 12, 10, 0.05, "the tasks")
     inbox.client().delete(inbox.COMPUTE_QUEUE)
     up()
     assert wait_until(lambda: final(job_id), 60, 0.25, f"job {job_id}") == {"done": 12}

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable
 
 import redis
@@ -47,12 +48,20 @@ def broker_units(conn: redis.Redis) -> set[str]:
 
 
 class Dispatcher:
-    """Sends units, remembers what it sent, and resends units the broker lost."""
+    """Queues units to send, sends them a chunk at a time, and resends units the broker lost.
 
-    def __init__(self, conn: redis.Redis, sweep_seconds: float):
+    A plan of 100,000 runs takes the broker about a minute to accept: sent in
+    one go it would hold up the writer's reply, its other work and the
+    readers. Units wait in `outbox` and go out `chunk` at a time between
+    batches; the sweep counts them as held (they are, by this writer).
+    """
+
+    def __init__(self, conn: redis.Redis, sweep_seconds: float, chunk: int = 250):
         self.conn = conn
         self.sweep_seconds = sweep_seconds
+        self.chunk = chunk
         self.sent: set[str] = set()
+        self.outbox: deque[Unit] = deque()
         self.suspects: set[str] = set()
         self.last_sweep = 0.0
         # Whether anything may have changed since a sweep found nothing pending;
@@ -60,20 +69,30 @@ class Dispatcher:
         self.busy = True
 
     def send_new(self, units: list[Unit]) -> int:
-        """Send the units this writer has not sent yet."""
+        """Queue the units this writer has not sent yet; return how many."""
         fresh = [u for u in units if u.unit_id not in self.sent]
-        if fresh:
-            send(fresh)
-            self.sent.update(u.unit_id for u in fresh)
+        self.outbox.extend(fresh)
+        self.sent.update(u.unit_id for u in fresh)
         return len(fresh)
 
     def resend(self, units: list[Unit]) -> int:
-        """Send units again under new task ids (a retry, a lost task)."""
-        if units:
-            tag = uuid.uuid4().hex[:6]
-            send(Unit(u.task, u.job_id, u.unit_id, u.kwargs, u.shadow, resend=tag) for u in units)
-            self.sent.update(u.unit_id for u in units)
+        """Queue units to be sent again under new task ids (a retry, a lost task)."""
+        tag = uuid.uuid4().hex[:6]
+        self.outbox.extend(
+            Unit(u.task, u.job_id, u.unit_id, u.kwargs, u.shadow, resend=tag) for u in units
+        )
+        self.sent.update(u.unit_id for u in units)
         return len(units)
+
+    def flush(self, limit: int | None = None) -> int:
+        """Send up to `limit` (default: a chunk) queued units; return how many went."""
+        count = min(len(self.outbox), self.chunk if limit is None else limit)
+        if count:
+            going = [self.outbox[i] for i in range(count)]
+            send(going)
+            for _ in range(count):
+                self.outbox.popleft()
+        return count
 
     def sweep_due(self) -> bool:
         return self.busy and time.monotonic() - self.last_sweep >= self.sweep_seconds
@@ -85,7 +104,7 @@ class Dispatcher:
             self.suspects = set()
             self.busy = False
             return 0
-        known = broker_units(self.conn)
+        known = broker_units(self.conn) | {u.unit_id for u in self.outbox}
         # A task pushes its result before it is acknowledged: a unit missing
         # from the broker may have its result in the inbox, not yet applied.
         if self.conn.llen(INBOX):

@@ -16,6 +16,7 @@ Run it with `python -m worker.writer`; `genejobs up` does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -137,6 +138,10 @@ class Writer:
             code = 1
         finally:
             self._close()
+            with contextlib.suppress(*BROKER_DOWN):
+                # Units still queued here would otherwise wait for the next
+                # writer's sweep to find them.
+                self.dispatcher.flush(len(self.dispatcher.outbox))
             self.lock.release()
             log.info("writer %s stopped", self.identity)
         return code
@@ -156,6 +161,7 @@ class Writer:
         if raw:
             self._ensure_open()
             self._apply_batch(raw)
+        self.dispatcher.flush()
         if raw:
             self.dispatcher.busy = True
         if self.dispatcher.sweep_due():
@@ -166,7 +172,8 @@ class Writer:
         # Let readers in when idle, unless more results are on their way
         # (reopening costs more than a batch), and at least every max_hold.
         held_too_long = self.con is not None and time.monotonic() - self.opened_at > self.max_hold
-        if held_too_long or (not raw and not self._tasks_queued()):
+        idle = not raw and not self._tasks_queued() and not self.dispatcher.outbox
+        if held_too_long or idle:
             self._close()
             if held_too_long:
                 time.sleep(self.reader_window)
@@ -252,6 +259,12 @@ class Writer:
         fits on the same cores get back. With nothing queued, apply at once,
         which keeps a lone run's latency low.
         """
+        if self.dispatcher.outbox:
+            # Units wait to be sent: take what is there, do not wait for more.
+            first = self.redis.lmove(inbox.INBOX, self.processing, "RIGHT", "LEFT")
+            if first is None:
+                return []
+            return [first, *self._drain(self.batch_max - 1)]
         timeout = self.linger if self.con is not None else 1.0
         first = self.redis.blmove(inbox.INBOX, self.processing, timeout, "RIGHT", "LEFT")
         if first is None:

@@ -27,12 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_importance import local_stack, log  # noqa: E402
 
-from tests.conftest import TISSUE, run, sql  # noqa: E402
+from tests.conftest import sql  # noqa: E402
 from tests.test_faults import (  # noqa: E402
     FAULTS,
     KINDS,
     assert_recorded_once,
     final,
+    prepare,
     progress,
     start,
     up,
@@ -40,17 +41,6 @@ from tests.test_faults import (  # noqa: E402
 
 OUT_JSON = Path(__file__).resolve().parent / "out" / "faults.json"
 LIMIT_S = 180.0  # a unit still pending this long after the restart counts as stranded
-
-
-def prepare(home: Path) -> dict:
-    """Register the tissue data, search it (for `evaluate`), make an L2G table and its models."""
-    run(*f"datasets add {TISSUE} --label tissue --id-col sample_id --name tissue".split())
-    search = run("search", "tissue", "--models", "lr,ada", "--folds", "3", "--wait")
-    search_id = search.output.split("job ")[1].split(":")[0]
-    folder = home / "l2g"
-    run("datasets", "synth-l2g", "--rows", "16000", "--out", str(folder / "l2g.parquet"),
-        "--train-models", str(folder / "models"), "--trees", "300", "--depth", "6")  # fmt: skip
-    return {"ada_model": f"{search_id}-ada", "l2g": folder}
 
 
 def one_fault(kind: str, fault: str, setup: dict) -> dict:

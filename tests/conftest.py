@@ -3,12 +3,14 @@ workers) in a temporary data dir, and helpers to run the CLI against it."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -59,25 +61,20 @@ def wait_until(check, timeout: float = 120, every: float = 0.2, what: str = "con
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    """A running stack for the whole session; stopped, by pid, at the end."""
-    home = tmp_path_factory.mktemp("genejobs-home")
+@contextlib.contextmanager
+def stack_in(home: Path, **extra: str) -> Iterator[Path]:
+    """A stack (`genejobs up`) in `home` on free ports, with `extra` settings; always taken down."""
     env = {
         "GENEJOBS_HOME": str(home),
         "GENEJOBS_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "GENEJOBS_FLOWER_PORT": str(free_port()),
-        # Short, so a task of a killed worker comes back within the test; still
-        # far longer than any task the tests run.
-        "GENEJOBS_VISIBILITY_TIMEOUT": "12",
-        "GENEJOBS_RESTORE_INTERVAL": "1",
-        "GENEJOBS_LOCK_WAIT": "60",
+        **extra,
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    started = run_subprocess("up", "--workers", "2", "--no-flower", "--detach")
-    assert started.returncode == 0, started.stdout + started.stderr
     try:
+        started = run_subprocess("up", "--workers", "2", "--no-flower", "--detach", timeout=240)
+        assert started.returncode == 0, started.stdout + started.stderr
         yield home
     finally:
         run_subprocess("down")
@@ -86,6 +83,20 @@ def stack(tmp_path_factory):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """A running stack for the whole session; stopped, by pid, at the end."""
+    # A short visibility timeout, so a task of a killed worker comes back within
+    # the test; workers renew the leases of the tasks they run.
+    with stack_in(
+        tmp_path_factory.mktemp("genejobs-home"),
+        GENEJOBS_VISIBILITY_TIMEOUT="12",
+        GENEJOBS_RESTORE_INTERVAL="1",
+        GENEJOBS_LOCK_WAIT="60",
+    ) as home:
+        yield home
 
 
 def add_tissue(name: str):

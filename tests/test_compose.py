@@ -153,6 +153,14 @@ def _config_variables() -> set[str]:
     return names
 
 
+def _published_host(entry) -> str:
+    """The host address a port entry binds to ('' for all of them)."""
+    if isinstance(entry, dict):
+        return str(entry.get("host_ip", ""))
+    parts = _resolve(str(entry)).split(":")
+    return parts[0] if len(parts) == 3 else ""
+
+
 def _published_container_ports(service: dict) -> list[int]:
     ports = []
     for entry in service.get("ports") or []:
@@ -279,6 +287,15 @@ def test_app_environment_is_the_same_where_it_matters(services):
             assert values[name] == app[0], f"{name} differs from the app services: {values}"
 
 
+def test_redis_asks_for_the_password_the_url_carries(services):
+    command = services["redis"]["command"]  # as written, before interpolation
+    password = command[command.index("--requirepass") + 1]
+    assert password.startswith("${GENEJOBS_REDIS_PASSWORD:?"), password
+    for name in APP_SERVICES:
+        url = services[name]["environment"]["GENEJOBS_REDIS_URL"]
+        assert f":{password}@redis:" in url, f"{name}: {url}"
+
+
 def test_redis_url_points_at_the_redis_service(services):
     redis_argv = _command(services["redis"])
     redis_port = int(_option(redis_argv, "--port") or 6379)
@@ -358,7 +375,10 @@ def test_flower_serves_its_api_on_a_published_port(services):
         argv, ["--app=worker.app", "flower"]
     ), argv
     env = _environment(flower)
-    assert env.get("FLOWER_UNAUTHENTICATED_API", "").lower() in ("true", "1", "yes")
+    # Authenticated, and the unauthenticated API stays off.
+    assert "FLOWER_BASIC_AUTH" in env and ":?" in flower["environment"]["FLOWER_BASIC_AUTH"]
+    assert env.get("FLOWER_UNAUTHENTICATED_API", "false").lower() in ("false", "0", "no")
+    assert all(_published_host(entry) == "127.0.0.1" for entry in flower["ports"]), flower["ports"]
     port = int(_option(argv, "--port") or 5555)
     assert port == 5555
     assert port in _published_container_ports(flower), "Flower's port is not published"

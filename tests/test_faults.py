@@ -15,11 +15,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.conftest import TISSUE, free_port, run, run_subprocess, sql, wait_until
+from tests.conftest import TISSUE, run, run_subprocess, sql, stack_in, wait_until
 from worker import inbox, writer_lock
 from worker.config import settings
 from worker.contract import Ping, PlanImportance
@@ -37,31 +38,19 @@ ENV = {
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory):
     """A stack of its own, with the tissue data, a search to evaluate, and an L2G table."""
-    home = tmp_path_factory.mktemp("faults-home")
-    env = {
-        **ENV,
-        "GENEJOBS_HOME": str(home),
-        "GENEJOBS_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-        "GENEJOBS_FLOWER_PORT": str(free_port()),
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    up()
-    try:
-        run(*f"datasets add {TISSUE} --label tissue --id-col sample_id --name tissue".split())
-        search = run("search", "tissue", "--models", "lr,ada", "--folds", "3", "--wait")
-        search_id = search.output.split("job ")[1].split(":")[0]
-        folder = home / "l2g"
-        run("datasets", "synth-l2g", "--rows", "16000", "--out", str(folder / "l2g.parquet"),
-            "--train-models", str(folder / "models"), "--trees", "300", "--depth", "6")  # fmt: skip
-        yield {"ada_model": f"{search_id}-ada", "l2g": folder}
-    finally:
-        run_subprocess("down")
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with stack_in(tmp_path_factory.mktemp("faults-home"), **ENV) as home:
+        yield prepare(home)
+
+
+def prepare(home: Path) -> dict:
+    """Register the tissue data, search it (for `evaluate`), make an L2G table and its models."""
+    run(*f"datasets add {TISSUE} --label tissue --id-col sample_id --name tissue".split())
+    search = run("search", "tissue", "--models", "lr,ada", "--folds", "3", "--wait")
+    search_id = search.output.split("job ")[1].split(":")[0]
+    folder = home / "l2g"
+    run("datasets", "synth-l2g", "--rows", "16000", "--out", str(folder / "l2g.parquet"),
+        "--train-models", str(folder / "models"), "--trees", "300", "--depth", "6")  # fmt: skip
+    return {"ada_model": f"{search_id}-ada", "l2g": folder}
 
 
 def up() -> float:

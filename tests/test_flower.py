@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
 import urllib.request
+
+import pytest
 
 from tests.conftest import job_done, run, run_subprocess, wait_until
 from worker.config import settings
@@ -12,10 +15,20 @@ from worker.stack import running, stop
 
 
 def flower_tasks(port: int) -> dict:
-    with urllib.request.urlopen(
-        f"http://127.0.0.1:{port}/api/tasks?limit=5000", timeout=5
-    ) as response:
+    from worker.stack import _flower_request
+
+    url = f"http://127.0.0.1:{port}/api/tasks?limit=5000"
+    with urllib.request.urlopen(_flower_request(url), timeout=5) as response:
         return json.load(response)
+
+
+def _assert_flower_asks_for_credentials(port: int) -> None:
+    credentials = settings().flower_credentials_file
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    for path in ("/", "/api/tasks", "/api/workers"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+        assert refused.value.code == 401, path
 
 
 def test_flower_lists_the_tasks_of_a_job(tissue):
@@ -23,7 +36,9 @@ def test_flower_lists_the_tasks_of_a_job(tissue):
     started = run_subprocess("up", "--workers", "2", "--detach")
     assert started.returncode == 0, started.stderr
     assert "started Flower" in started.stdout and "redis" not in started.stdout
+    assert str(settings().flower_credentials_file) in started.stdout
     try:
+        _assert_flower_asks_for_credentials(port)
         assert json.loads(run("status", "--format", "json").output)["flower"]
         result = run("importance", tissue, "--model", "lr", "--seeds", "101,202,303", "--no-wait")
         job_id = result.output.strip().splitlines()[-1]

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,30 @@ class Settings:
     """Where genejobs keeps its files and how it reaches Redis."""
 
     home: Path
-    redis_url: str
+    redis_url: str  # with the bundled Redis's password, when it has one
     db_path: Path
     visibility_timeout: int
     restore_interval: int
     flower_port: int
     lock_wait: float
+    redis_url_given: str = ""  # GENEJOBS_REDIS_URL as given (no password added)
+
+    @property
+    def redis_url_shown(self) -> str:
+        """The Redis URL with any password masked, for messages and `status`."""
+        parsed = urlsplit(self.redis_url)
+        if parsed.password is None:
+            return self.redis_url
+        host = parsed.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parsed._replace(netloc=f":***@{host}"))
+
+    @property
+    def redis_password_file(self) -> Path:
+        return self.home / REDIS_PASSWORD
+
+    @property
+    def flower_credentials_file(self) -> Path:
+        return self.home / FLOWER_CREDENTIALS
 
     @property
     def datasets_dir(self) -> Path:
@@ -81,6 +100,11 @@ _VARIABLES = (
 )
 
 
+# Secrets `genejobs up` generates in the data dir (mode 0600) at its first start.
+REDIS_PASSWORD = "redis/password"
+FLOWER_CREDENTIALS = "flower.credentials"
+
+
 def settings() -> Settings:
     """Read the settings from the environment now.
 
@@ -90,23 +114,45 @@ def settings() -> Settings:
     file-system calls, reading the variables does not.
     """
     values = tuple(os.environ.get(name) for name in _VARIABLES)
-    return _settings(values, os.getcwd(), os.environ.get("HOME"))
+    home = Path(os.environ.get("GENEJOBS_HOME", "~/.genejobs")).expanduser()
+    try:
+        # Part of the cache key: the password appears at the first `up`.
+        secret = (home / REDIS_PASSWORD).stat().st_mtime_ns
+    except OSError:
+        secret = None
+    return _settings(values, os.getcwd(), os.environ.get("HOME"), secret)
 
 
 @lru_cache(maxsize=16)
-def _settings(values: tuple[str | None, ...], cwd: str, user_home: str | None) -> Settings:
+def _settings(
+    values: tuple[str | None, ...], cwd: str, user_home: str | None, secret: int | None
+) -> Settings:
     env = {name: value for name, value in zip(_VARIABLES, values, strict=True) if value is not None}
     home = Path(env.get("GENEJOBS_HOME", "~/.genejobs")).expanduser().resolve()
     db = env.get("GENEJOBS_DB")
+    given = env.get("GENEJOBS_REDIS_URL", "redis://127.0.0.1:6379/0")
     return Settings(
         home=home,
-        redis_url=env.get("GENEJOBS_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_url=_with_password(given, home / REDIS_PASSWORD) if secret else given,
+        redis_url_given=given,
         db_path=Path(db).expanduser().resolve() if db else home / "results.duckdb",
         visibility_timeout=int(env.get("GENEJOBS_VISIBILITY_TIMEOUT", "30")),
         restore_interval=int(env.get("GENEJOBS_RESTORE_INTERVAL", "5")),
         flower_port=int(env.get("GENEJOBS_FLOWER_PORT", "5555")),
         lock_wait=float(env.get("GENEJOBS_LOCK_WAIT", "30")),
     )
+
+
+def _with_password(url: str, secret: Path) -> str:
+    """`url` with the password kept in the data dir, unless the URL names one itself."""
+    parsed = urlsplit(url)
+    if parsed.password is not None or "@" in parsed.netloc:
+        return url
+    try:
+        password = secret.read_text().strip()
+    except OSError:
+        return url
+    return urlunsplit(parsed._replace(netloc=f":{quote(password, safe='')}@{parsed.netloc}"))
 
 
 # Workers run one fit per process; the queue supplies the parallelism, so

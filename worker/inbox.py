@@ -51,7 +51,7 @@ def require_redis() -> redis.Redis:
         conn.ping()
     except redis.RedisError as exc:
         raise ServiceUnavailable(
-            f"Redis is not reachable at {settings().redis_url} ({exc.__class__.__name__}); "
+            f"Redis is not reachable at {settings().redis_url_shown} ({exc.__class__.__name__}); "
             "start the stack with `genejobs up` or set GENEJOBS_REDIS_URL"
         ) from None
     return conn

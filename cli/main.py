@@ -33,6 +33,7 @@ class GenejobsGroup(click.Group):
 
 
 @click.group(cls=GenejobsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="genejobs", prog_name="genejobs")
 def cli():
     """genejobs: seeded gene-importance runs, model search and SHAP on a job queue.
 

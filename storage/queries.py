@@ -282,7 +282,7 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:
     try:
         statements = con.extract_statements(query)
     except duckdb.Error as exc:
-        raise InputError(f"SQL error: {str(exc).splitlines()[0]}") from None
+        raise InputError(_sql_error(exc)) from None
     if not statements:
         raise InputError("no SQL statement given")
     for statement in statements:
@@ -296,4 +296,10 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:
             con.execute(statement)
         return con.execute(statements[-1]).df()
     except duckdb.Error as exc:
-        raise InputError(f"SQL error: {str(exc).splitlines()[0]}") from None
+        raise InputError(_sql_error(exc)) from None
+
+
+def _sql_error(exc: Exception) -> str:
+    """DuckDB's message on one line, with its hint ("Did you mean ...?"), not its caret lines."""
+    first = str(exc).strip().split("\n\n")[0]
+    return "SQL error: " + " ".join(line.strip() for line in first.splitlines() if line.strip())

@@ -271,6 +271,15 @@ def test_sql_changes_no_setting(stack):
         con.execute("SET threads = 1")
 
 
+def test_sql_errors_keep_duckdbs_hint_on_one_line(stack):
+    line = refused("sql", "SELECT * FROM runz", expect="SQL error: Catalog Error")
+    assert 'Did you mean "runs"?' in line
+
+
+def test_version(stack):
+    assert run("--version").output.strip() == "genejobs, version 0.1.0"
+
+
 def test_sql_that_does_not_parse(stack):
     refused("sql", "SELEKT 1", expect="SQL error")
 

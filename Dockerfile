@@ -28,7 +28,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # The project itself (dependencies already satisfied above).
 COPY . .
 RUN pip install -c constraints.txt . \
-    && cd / && python -c "import worker.app, worker.writer, cli.main, flower" \
+    && cd / && python -c "import genejobs.worker.app, genejobs.worker.writer, genejobs.cli.main, flower" \
     && useradd --create-home --home-dir /home/genejobs --uid 1000 genejobs \
     && mkdir -p /data \
     && chown genejobs:genejobs /data

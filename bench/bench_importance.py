@@ -39,14 +39,14 @@ import duckdb
 import psutil
 from threadpoolctl import threadpool_limits
 
-from storage import queries
-from storage.datasets import ExpressionMatrix, load_matrix
-from storage.db import connect, reading
-from storage.store import create_schema
-from worker import inbox
-from worker.config import settings
-from worker.contract import PlanImportance
-from worker.stack import running
+from genejobs.storage import queries
+from genejobs.storage.datasets import ExpressionMatrix, load_matrix
+from genejobs.storage.db import connect, reading
+from genejobs.storage.store import create_schema
+from genejobs.worker import inbox
+from genejobs.worker.config import settings
+from genejobs.worker.contract import PlanImportance
+from genejobs.worker.stack import running
 
 TISSUE_CSV = Path(__file__).resolve().parents[1] / "tests/data/tissue_gene_expression.csv.gz"
 OUT_JSON = Path(__file__).resolve().parent / "out" / "importance.json"
@@ -113,7 +113,7 @@ def genejobs(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 def local_stack(home: Path, workers: int) -> Iterator[None]:
     """Point this process at a fresh home on free ports, bring the stack up, always take it down.
 
-    The environment is set before anything imports `worker.app`, which reads
+    The environment is set before anything imports `genejobs.worker.app`, which reads
     the Redis URL when it is imported.
     """
     os.environ.pop("GENEJOBS_DB", None)
@@ -277,7 +277,7 @@ def serial_loop(matrix: ExpressionMatrix, model: str, seeds: list[int], csv_dir:
     its best case.
     """
     # Imported here: it imports worker.app, which reads the Redis URL on import.
-    from tasks.importance import fit_run
+    from genejobs.tasks.importance import fit_run
 
     used_csv = csv_dir / f"rnd_used_{model}.csv"
     genes_csv = csv_dir / f"genes_{model}.csv"
@@ -299,7 +299,7 @@ def bench_runs(
     model: str, runs: int, repeats: int, paths: dict[str, Path], quiet: QuietGate
 ) -> dict:
     """Service against serial loop for one model, on the same seeds, `repeats` times."""
-    from tasks.importance import fit_run
+    from genejobs.tasks.importance import fit_run
 
     log(f"{model}: warm-up (worker processes import scikit-learn on their first fit)")
     warm = service_job(model, 2 * WORKERS)

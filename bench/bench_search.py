@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_importance import TISSUE_CSV, genejobs, local_stack, log  # noqa: E402
 
-from worker.contract import PlanSearch
+from genejobs.worker.contract import PlanSearch
 
 OUT_JSON = Path(__file__).resolve().parent / "out" / "search.json"
 WORKERS = 2
@@ -45,9 +45,9 @@ TARGET_SPEEDUP = 1.8
 
 def service_search(session_id: int, folds: int, models: list[str] | None = None) -> dict:
     """One search through the service; wall time from planning until it is finalized."""
-    from storage import model_queries
-    from storage.db import reading
-    from worker import inbox
+    from genejobs.storage import model_queries
+    from genejobs.storage.db import reading
+    from genejobs.worker import inbox
 
     started = time.perf_counter()
     plan = inbox.request(
@@ -74,7 +74,7 @@ def service_search(session_id: int, folds: int, models: list[str] | None = None)
 
 
 def pycaret_search(session_id: int, folds: int) -> dict:
-    from tasks.search import SearchSetup, experiment
+    from genejobs.tasks.search import SearchSetup, experiment
 
     frame = pd.read_csv(TISSUE_CSV).set_index("sample_id")
     with threadpool_limits(1):
@@ -86,7 +86,7 @@ def pycaret_search(session_id: int, folds: int) -> dict:
 
 
 def compare(ours: pd.DataFrame, reference: pd.DataFrame) -> dict:
-    from tasks.candidates import METRICS
+    from genejobs.tasks.candidates import METRICS
 
     ranked = ours[ours["status"] == "done"]
     same_order = list(ranked["model"]) == list(reference.index)

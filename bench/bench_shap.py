@@ -39,7 +39,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_importance import genejobs_command, local_stack, log  # noqa: E402
-from tasks import synth_l2g  # noqa: E402
+from genejobs.tasks import synth_l2g  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 CACHE = OUT / "l2g"
@@ -109,7 +109,7 @@ def seeds_way(table: Path, manifest: Path, out_dir: Path) -> dict:
 
 def engine_alone(table: Path, manifest: Path) -> dict:
     """genejobs' engine (auto) over the same rows in this process, nothing stored."""
-    from tasks.tree_models import explain, load_model, warm_up
+    from genejobs.tasks.tree_models import explain, load_model, warm_up
 
     warm_up()  # imports outside the timing (the job's workers pay them, in parallel)
     frame = pd.read_parquet(table)
@@ -125,7 +125,7 @@ def engine_alone(table: Path, manifest: Path) -> dict:
 
 def genejobs_job(table: Path, manifest: Path, shard_rows: int, home: Path) -> dict:
     """`genejobs shap run` on the stack, from the command's start until every shard is committed."""
-    from worker import inbox
+    from genejobs.worker import inbox
 
     started = time.perf_counter()
     done = subprocess.run(
@@ -157,8 +157,8 @@ def genejobs_job(table: Path, manifest: Path, shard_rows: int, home: Path) -> di
 
 def check_and_query(job_id: str, rows: int, repeats: int) -> dict:
     """Check what was stored, then time the global and presence views in this process."""
-    from storage import shap_queries
-    from storage.db import reading
+    from genejobs.storage import shap_queries
+    from genejobs.storage.db import reading
 
     with reading() as con:
         stored_rows, stored_values = con.execute(

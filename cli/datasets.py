@@ -6,13 +6,11 @@ from pathlib import Path
 
 import click
 
-from cli.output import format_option, frame
-from storage import queries, synth
-from storage.datasets import IMPUTERS, prepare, read_table, write_parquet
-from storage.db import reading
-from worker import inbox
-from worker.config import settings
-from worker.contract import RegisterDataset
+from genejobs.api import add_dataset
+from genejobs.cli.output import format_option, frame
+from genejobs.storage import queries, synth
+from genejobs.storage.datasets import IMPUTERS
+from genejobs.storage.db import reading
 
 
 @click.group()
@@ -37,22 +35,7 @@ def add(path, label_col, name, id_col, impute):
     The file is stored under the data dir as Parquet and identified by a hash
     of its content: adding the same content twice returns the first dataset.
     """
-    name = name or Path(path.name.removesuffix(".gz")).stem
-    prepared = prepare(read_table(path), label_col, id_col=id_col, impute=impute, source=str(path))
-    inbox.require_redis()
-    temp = write_parquet(prepared, settings().spool_dir)
-    try:
-        reply = inbox.request(
-            RegisterDataset(
-                meta=prepared.metadata(),
-                # relative to the data dir, which the writer may mount elsewhere
-                temp_path=str(temp.relative_to(settings().home)),
-                name=name,
-                source=str(path.resolve()),
-            )
-        )
-    finally:
-        temp.unlink(missing_ok=True)
+    reply = add_dataset(path, label_col, name=name, id_col=id_col, impute=impute)
     if reply["existing"]:
         click.echo(
             f"the same content is already registered as '{reply['name']}' ({reply['dataset_id']})"
@@ -60,8 +43,7 @@ def add(path, label_col, name, id_col, impute):
     else:
         click.echo(
             f"registered '{reply['name']}' ({reply['dataset_id']}): "
-            f"{len(prepared.frame)} samples, {len(prepared.genes)} genes, "
-            f"{len(prepared.classes)} classes"
+            f"{reply['samples']} samples, {reply['genes']} genes, {reply['classes']} classes"
         )
 
 
@@ -114,7 +96,7 @@ def synth_l2g(rows, out, seed, train_models, trees, depth):
     chromosome set, and written as JSON with a manifest `models.tsv` for
     `genejobs shap run --partition-col chrom --manifest DIR/models.tsv`.
     """
-    from tasks import synth_l2g as l2g
+    from genejobs.tasks import synth_l2g as l2g
 
     table = l2g.table(rows, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)

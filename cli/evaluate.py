@@ -9,9 +9,9 @@ import click
 import numpy as np
 import pandas as pd
 
-from cli.output import format_option, frame, record
-from worker import inbox
-from worker.contract import PlanEvaluate
+from genejobs.cli.output import format_option, frame, record
+from genejobs.worker import inbox
+from genejobs.worker.contract import PlanEvaluate
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -81,7 +81,7 @@ def evaluate(model_id, dataset, split_seed, hyper_seed, runs, plot, wait, fmt):
     if not wait:
         click.echo(job_id)
         return
-    from cli.runs import wait_for
+    from genejobs.cli.runs import wait_for
 
     click.echo(f"job {job_id}: {len(plan['tests'])} holdout tests of {model_id}", err=True)
     wait_for(job_id, len(plan["tests"]))
@@ -89,8 +89,8 @@ def evaluate(model_id, dataset, split_seed, hyper_seed, runs, plot, wait, fmt):
 
 
 def report(plan: dict, plot: str | None, fmt: str, many: bool) -> None:
-    from storage import model_queries
-    from storage.db import reading
+    from genejobs.storage import model_queries
+    from genejobs.storage.db import reading
 
     with reading() as con:
         tests = model_queries.tests(con, plan["job_id"])
@@ -104,7 +104,7 @@ def report(plan: dict, plot: str | None, fmt: str, many: bool) -> None:
     if many and len(done):
         record(spread(done["accuracy"]), fmt, title="holdout accuracy over split seeds")
     if plot and len(done):
-        from cli.evaluation_plots import accuracy_png, confusion_png, second_path
+        from genejobs.cli.evaluation_plots import accuracy_png, confusion_png, second_path
 
         counts = sum(np.array([list(row) for row in c], dtype=int) for c in done["confusion"])
         label = plan["model_id"] + (f", {len(done)} split seeds" if many else "")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from cli.output import format_option, frame, record
-from storage import shap_queries
-from storage.db import reading
-from worker import inbox
-from worker.config import settings
-from worker.contract import PlanShap
-from worker.errors import InputError, ServiceUnavailable
+from genejobs.cli.output import format_option, frame, record
+from genejobs.storage import shap_queries
+from genejobs.storage.db import reading
+from genejobs.worker import inbox
+from genejobs.worker.config import settings
+from genejobs.worker.contract import PlanShap
+from genejobs.worker.errors import InputError, ServiceUnavailable
 
 DEFAULT_SHARD_ROWS = 10_000
 
@@ -44,14 +44,14 @@ def _csv(value: str | None) -> list[str] | None:
 
 def _read_source(table: str) -> tuple:
     """A table by path, or a registered dataset by name: (frame, source, default ids, label)."""
-    from storage.datasets import load_frame, read_table
+    from genejobs.storage.datasets import load_frame, read_table
 
     path = Path(table)
     if path.exists():
         return read_table(path), str(path.resolve()), [], ()
     if path.suffix.lower() in (".csv", ".tsv", ".txt", ".parquet", ".pq") or "/" in table:
         raise InputError(f"no such file: {path}")
-    from storage import queries
+    from genejobs.storage import queries
 
     with reading() as con:
         found = queries.dataset(con, table)
@@ -120,7 +120,7 @@ def run(
     rows run as separate tasks and land in the results file, where the
     `global`, `local` and `presence` views read them.
     """
-    from tasks.shap_input import parse_model_option, prepare_job, read_manifest
+    from genejobs.tasks.shap_input import parse_model_option, prepare_job, read_manifest
 
     choices = [parse_model_option(m, partition_col is not None) for m in models]
     if manifest is not None:
@@ -143,7 +143,7 @@ def run(
         raise ServiceUnavailable("the genejobs writer is not running; start it with `genejobs up`")
     job_id = "shap-" + uuid.uuid4().hex[:10]
     plan = _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engine)
-    from cli.runs import follow
+    from genejobs.cli.runs import follow
 
     header = (
         f"job {job_id}: {len(prepared.input)} rows, {len(prepared.features)} features, "
@@ -229,7 +229,7 @@ def show(job_id, fmt):
 @click.argument("job_id")
 def retry(job_id):
     """Run the failed shards of a SHAP job again (as `genejobs jobs retry JOB`)."""
-    from cli.jobs import retry_job
+    from genejobs.cli.jobs import retry_job
 
     retry_job(job_id, pending=False, cancelled=False, wait=False)
 
@@ -254,7 +254,7 @@ def global_(job_id, by_model, class_label, limit, plot, fmt):
             sample = shap_queries.beeswarm_sample(con, job_id, top)
     frame(table.head(limit) if limit else table, fmt, title=f"global SHAP, {job_id}")
     if plot:
-        from cli.shap_plots import global_png
+        from genejobs.cli.shap_plots import global_png
 
         global_png(table, sample, job_id, plot)
 
@@ -285,7 +285,7 @@ def local(job_id, row, class_label, plot, fmt):
             )
     frame(contributions, fmt, title=f"local SHAP, {job_id} row {row}")
     if plot:
-        from cli.shap_plots import waterfall_png
+        from genejobs.cli.shap_plots import waterfall_png
 
         first = header.iloc[0].to_dict()
         part = contributions
@@ -310,7 +310,7 @@ def presence(job_id, class_label, plot, fmt):
         table = shap_queries.presence(con, job_id, class_label)
     frame(table, fmt, title=f"SHAP by presence, {job_id}")
     if plot:
-        from cli.shap_plots import presence_png
+        from genejobs.cli.shap_plots import presence_png
 
         presence_png(table, job_id, plot)
 
@@ -328,7 +328,7 @@ def presence(job_id, class_label, plot, fmt):
 )
 def report(job_id, out, rows):
     """Write an HTML page (index.html, with its plots inside) of all views of a job."""
-    from cli.shap_report import write_report
+    from genejobs.cli.shap_report import write_report
 
     path = write_report(job_id, out, list(rows))
     click.echo(f"wrote {path}")

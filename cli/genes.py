@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import click
+import json
+import math
 
-from cli.output import format_option, frame
-from storage import queries
-from storage.db import reading
-from worker import inbox
-from worker.contract import FilterDataset
+import click
+import pandas as pd
+
+from genejobs.cli.output import format_option, frame
+from genejobs.storage import queries
+from genejobs.storage.db import reading
+from genejobs.worker import inbox
+from genejobs.worker.contract import FilterDataset
 
 
 def scope_options(command):
@@ -50,8 +54,12 @@ def genes():
 def count(job_id, dataset, model, top, min_importance, class_label, limit, plot, fmt):
     """Per gene: the number and fraction of runs that selected it, mean importance and rank.
 
-    For linear models, `positive_fraction` is the share of those runs in which
-    the gene's (dominant) coefficient was positive. Sorted by count.
+    `fraction_lo`/`fraction_hi` are the fraction's 95% Wilson score interval
+    over the fits counted (a run of a `pairs` job is two fits);
+    `mean_rank_lo`/`mean_rank_hi` the Student-t 95% interval of the mean rank
+    over the runs that selected the gene. For linear models,
+    `positive_fraction` is the share of those runs in which the gene's
+    (dominant) coefficient was positive. Sorted by count.
     """
     with reading() as con:
         where = queries.scope(con, job_id, dataset, model)
@@ -61,15 +69,163 @@ def count(job_id, dataset, model, top, min_importance, class_label, limit, plot,
     if limit:
         table = table.head(limit)
     if plot:
-        from cli.plots import gene_counts_png
+        from genejobs.cli.plots import gene_counts_png
 
         criterion = [f"top {top}" if top else "non-zero importance"]
         criterion += [f"class {class_label}"] if class_label else []
         criterion += [f"importance >= {min_importance:g}"] if min_importance is not None else []
         gene_counts_png(table.head(30), total, f"{where.label} ({', '.join(criterion)})", plot)
     if fmt == "table":
-        click.echo(f"{total} runs counted ({where.label})")
-    frame(table, fmt, title=f"genes selected in {total} runs")
+        click.echo(
+            f"{total} fits counted ({where.label}); 95% intervals: Wilson for the fraction, "
+            "Student t for the mean rank"
+        )
+    frame(table, fmt, title=f"genes selected in {total} fits")
+
+
+def _selection(top: int | None) -> str:
+    return f"top {top}" if top else "non-zero importance"
+
+
+@genes.command()
+@scope_options
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Also the stability of each fit's top K genes.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the convergence plot (stability and top-K agreement against fits) as PNG.",
+)
+@format_option
+def stability(job_id, dataset, model, top, plot, fmt):
+    """How stable the selected gene sets are across fits, with a 95% interval.
+
+    The estimator of Nogueira, Sechidis & Brown (JMLR 2018): 1 when every fit
+    selected the same genes, 0 when fits agree no more than random sets of the
+    same sizes would. Given for each fit's top K genes and for every gene with
+    non-zero importance.
+    """
+    from genejobs.storage import selection
+
+    with reading() as con:
+        where = queries.scope(con, job_id, dataset, model)
+        table, found = selection.stability_table(con, where, top)
+    if plot:
+        from genejobs.cli.plots import stability_png
+
+        stability_png(selection.curve(found, top), f"{where.label}, {_selection(top)}", plot)
+    if fmt == "table":
+        click.echo(f"{found.runs} runs, {found.fits} fits ({where.label})")
+    frame(table, fmt, title="selection stability (Nogueira et al. 2018), 95% interval")
+
+
+@genes.command()
+@scope_options
+@click.option(
+    "--pi",
+    type=click.FloatRange(0.5, 1, min_open=True),
+    default=0.6,
+    show_default=True,
+    help="A gene is stable when selected in at least this fraction of the fits.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Selected = rank <= K instead of any non-zero importance.",
+)
+@format_option
+def stable(job_id, dataset, model, pi, top, fmt):
+    """The genes selected in at least a fraction PI of the fits, with an error bound.
+
+    The bound of stability selection (Meinshausen & Buhlmann 2010) on the
+    expected number of falsely selected genes, q^2 / ((2 pi - 1) p), for q
+    genes selected per fit out of p. It holds for complementary half-samples
+    (Shah & Samworth 2013): jobs run with `importance --scheme pairs`. For
+    other jobs it is printed with the reason it does not apply. Make a reduced
+    dataset of these genes with `genes filter --min-fraction PI`.
+    """
+    from genejobs.storage import selection
+
+    with reading() as con:
+        where = queries.scope(con, job_id, dataset, model)
+        table, summary = selection.stable_set(con, where, pi, top)
+    if fmt != "table":
+        if fmt == "json":
+            click.echo(json.dumps({**summary, "genes_stable": table.to_dict("records")}))
+        else:
+            frame(table, fmt)
+        return
+    click.echo(
+        f"{summary['stable_genes']} genes selected in >= {pi:g} of {summary['fits']} fits "
+        f"({where.label}, {summary['selection']})"
+    )
+    click.echo(
+        f"expected false selections <= {summary['expected_false_selections_at_most']:.3g} "
+        f"(q = {summary['mean_selected_per_fit']:.1f} of p = {summary['genes']} genes); "
+        f"the bound {summary['bound']}"
+    )
+    if summary["uncertain"]:
+        click.echo(
+            f"{summary['uncertain']} genes' 95% intervals straddle {pi:g}: "
+            "more runs would settle them"
+        )
+    frame(table, fmt, title="stable genes")
+
+
+@genes.command()
+@click.argument("first")
+@click.argument("second")
+@click.option("--pi", type=click.FloatRange(0.5, 1, min_open=True), default=0.6, show_default=True)
+@click.option("--top", type=click.IntRange(min=1), default=None, help="Selected = rank <= K.")
+@format_option
+def compare(first, second, pi, top, fmt):
+    """Compare two jobs (FIRST, SECOND: job ids, or DATASET:MODEL for every job on both).
+
+    Their stabilities with 95% intervals and the test of Nogueira et al. (2018)
+    that they differ, and the overlap of their stable sets at --pi.
+    """
+    from genejobs.storage import selection
+
+    with reading() as con:
+        scopes = [_scope_of(con, name) for name in (first, second)]
+        result = selection.compare(con, *scopes, pi=pi, top=top)
+    if fmt == "json":
+        click.echo(json.dumps(result, default=float))
+        return
+    if fmt == "csv":
+        frame(pd.DataFrame([result]), fmt)
+        return
+    for side in ("a", "b"):
+        lo, hi = result[f"{side}_interval"]
+        click.echo(
+            f"{result[side]}: stability {result[side + '_stability']:.3f} [{lo:.3f}, {hi:.3f}] "
+            f"over {result[side + '_fits']} fits, {result[side + '_stable']} stable genes"
+        )
+    click.echo(
+        f"difference: z = {result['difference_z']:.2f}, p = {result['difference_p_value']:.3g} "
+        f"({result['selection']})"
+    )
+    click.echo(
+        f"stable at {pi:g}: {len(result['both'])} in both (Jaccard {result['jaccard']:.2f}), "
+        f"{len(result['only_a'])} only in the first, {len(result['only_b'])} only in the second"
+    )
+    for key, label in (("only_a", "only first"), ("only_b", "only second")):
+        if result[key]:
+            click.echo(f"{label}: {', '.join(result[key])}")
+
+
+def _scope_of(con, name: str):
+    if ":" in name:
+        dataset, model = name.rsplit(":", 1)
+        return queries.scope(con, None, dataset, model)
+    return queries.scope(con, name, None, None)
 
 
 @genes.command("filter")
@@ -77,8 +233,14 @@ def count(job_id, dataset, model, top, min_importance, class_label, limit, plot,
 @click.option(
     "--min-count",
     type=click.IntRange(min=1),
-    required=True,
+    default=None,
     help="Keep genes selected in at least C runs.",
+)
+@click.option(
+    "--min-fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Keep genes selected in at least this fraction of the fits (the stable set).",
 )
 @click.option(
     "--top",
@@ -87,10 +249,18 @@ def count(job_id, dataset, model, top, min_importance, class_label, limit, plot,
     help="Selected = rank <= K instead of any non-zero importance.",
 )
 @click.option("--name", required=True, help="Name of the new, reduced dataset.")
-def filter_(job_id, dataset, model, min_count, top, name):
+def filter_(job_id, dataset, model, min_count, min_fraction, top, name):
     """Register a reduced dataset holding only the selected genes and the label."""
     if job_id is None and (dataset is None or model is None):
         raise click.UsageError("give --job, or both --dataset and --model")
+    if (min_count is None) == (min_fraction is None):
+        raise click.UsageError("give --min-count or --min-fraction")
+    if min_fraction is not None:
+        with reading() as con:
+            total, _ = queries.gene_counts(con, queries.scope(con, job_id, dataset, model), top)
+        if total == 0:
+            raise click.UsageError("no finished runs in that scope yet")
+        min_count = max(1, math.ceil(min_fraction * total - 1e-9))
     reply = inbox.request(
         FilterDataset(
             job_id=job_id,

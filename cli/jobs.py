@@ -10,12 +10,12 @@ import sys
 
 import click
 
-from cli.output import format_option, frame, record
-from cli.runs import report, wait_for
-from storage import queries
-from storage.db import reading
-from worker import inbox
-from worker.contract import CancelJob, RetryJob
+from genejobs.cli.output import format_option, frame, record
+from genejobs.cli.runs import report, wait_for
+from genejobs.storage import queries
+from genejobs.storage.db import reading
+from genejobs.worker import inbox
+from genejobs.worker.contract import CancelJob, RetryJob
 
 
 @click.group()

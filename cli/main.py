@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import redis
 
-from worker.errors import GenejobsError
+from genejobs.worker.errors import GenejobsError
 
 
 class CliError(click.ClickException):
@@ -43,7 +43,7 @@ def cli():
 
 
 def _register() -> None:
-    from cli import (
+    from genejobs.cli import (
         datasets,
         evaluate,
         explain,

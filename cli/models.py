@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from cli.output import format_option, frame, record
-from storage import model_queries
-from storage.db import reading
+from genejobs.cli.output import format_option, frame, record
+from genejobs.storage import model_queries
+from genejobs.storage.db import reading
 
 
 @click.group()

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from worker import inbox
+from genejobs.worker import inbox
 
 
 def wait_for(job_id: str, total: int, poll: float = 0.2) -> dict[str, int]:
@@ -42,6 +42,8 @@ def wait_for(job_id: str, total: int, poll: float = 0.2) -> dict[str, int]:
             elapsed = time.monotonic() - started
             bar.update(
                 task,
+                # a job run until stable grows by rounds
+                total=max(total, finished + counts.get("pending", 0)),
                 completed=finished,
                 failed=counts.get("failed", 0),
                 rate=f"{counts.get('done', 0) / elapsed:.1f}" if elapsed > 0 else "-",

@@ -6,10 +6,10 @@ import uuid
 
 import click
 
-from cli.output import format_option, frame
-from tasks.candidates import METRICS, choose, metric
-from worker import inbox
-from worker.contract import PlanSearch
+from genejobs.cli.output import format_option, frame
+from genejobs.tasks.candidates import METRICS, choose, metric
+from genejobs.worker import inbox
+from genejobs.worker.contract import PlanSearch
 
 
 def _model_list(ctx, param, value):
@@ -22,8 +22,8 @@ def _model_list(ctx, param, value):
 
 
 def print_leaderboard(job_id: str, fmt: str) -> None:
-    from storage import model_queries
-    from storage.db import reading
+    from genejobs.storage import model_queries
+    from genejobs.storage.db import reading
 
     with reading() as con:
         table = model_queries.leaderboard(con, job_id)
@@ -96,7 +96,7 @@ def search(dataset, include, exclude, folds, sort, session_id, train_size, wait,
     )
     total = len(plan["models"]) * plan["setup"]["folds"]
     job_id = plan["job_id"]
-    from cli.runs import follow
+    from genejobs.cli.runs import follow
 
     header = (
         f"job {job_id}: {len(plan['models'])} models x {plan['setup']['folds']} folds on "

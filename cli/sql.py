@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from cli.output import format_option, frame
-from storage import queries
-from storage.db import reading
+from genejobs.cli.output import format_option, frame
+from genejobs.storage import queries
+from genejobs.storage.db import reading
 
 
 @click.command()

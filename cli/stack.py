@@ -7,9 +7,9 @@ import time
 
 import click
 
-from cli.output import format_option, record
-from worker import stack
-from worker.config import settings
+from genejobs.cli.output import format_option, record
+from genejobs.worker import stack
+from genejobs.worker.config import settings
 
 
 @click.command()

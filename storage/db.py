@@ -14,8 +14,8 @@ from pathlib import Path
 
 import duckdb
 
-from worker.config import settings
-from worker.errors import GenejobsError, StoreBusy
+from genejobs.worker.config import settings
+from genejobs.worker.errors import GenejobsError, StoreBusy
 
 _CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 # Ad hoc SQL reads the results and nothing else: no file outside them read or
@@ -78,7 +78,7 @@ def _yield_to_writer(wait: float) -> None:
     """
     import redis
 
-    from worker import inbox
+    from genejobs.worker import inbox
 
     deadline = time.monotonic() + min(wait, 10.0)
     try:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from storage.db import first
-from worker.contract import JobKind, UnitStatus
-from worker.errors import InputError, NotFoundError
+from genejobs.storage.db import first
+from genejobs.worker.contract import JobKind, UnitStatus
+from genejobs.worker.errors import InputError, NotFoundError
 
 PENDING, FAILED, CANCELLED = (
     UnitStatus.PENDING.value,

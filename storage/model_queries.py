@@ -7,9 +7,9 @@ import json
 import duckdb
 import pandas as pd
 
-from storage.db import first
-from tasks.candidates import METRIC_COLUMNS
-from worker.errors import InputError, NotFoundError
+from genejobs.storage.db import first
+from genejobs.tasks.candidates import METRIC_COLUMNS
+from genejobs.worker.errors import InputError, NotFoundError
 
 _METRICS = ", ".join(METRIC_COLUMNS)
 
@@ -28,7 +28,7 @@ def models(con: duckdb.DuckDBPyConnection, dataset: str | None = None) -> pd.Dat
     """Every model of every search, newest search first, optionally for one dataset."""
     where, params = "", []
     if dataset is not None:
-        from storage.queries import dataset as find_dataset
+        from genejobs.storage.queries import dataset as find_dataset
 
         where, params = "WHERE m.dataset_id = ?", [find_dataset(con, dataset)["dataset_id"]]
     return con.execute(

@@ -21,20 +21,20 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from storage import queries
-from storage.db import first
-from tasks.artifacts import MODELS_DIR, sha256_of
-from tasks.candidates import CANDIDATES, METRIC_COLUMNS, choose, metric, train_class_counts
-from tasks.leaderboard import leaderboard
-from worker.config import settings
-from worker.contract import (
+from genejobs.storage import queries
+from genejobs.storage.db import first
+from genejobs.tasks.artifacts import MODELS_DIR, sha256_of
+from genejobs.tasks.candidates import CANDIDATES, METRIC_COLUMNS, choose, metric, train_class_counts
+from genejobs.tasks.leaderboard import leaderboard
+from genejobs.worker.config import settings
+from genejobs.worker.contract import (
     FOLD_SCORED,
     MODEL_FINALIZE_FAILED,
     MODEL_FINALIZED,
     TEST_DONE,
     TEST_FAILED,
 )
-from worker.errors import InputError, NotFoundError
+from genejobs.worker.errors import InputError, NotFoundError
 
 RESULT_OPS = {FOLD_SCORED, MODEL_FINALIZED, MODEL_FINALIZE_FAILED, TEST_DONE, TEST_FAILED}
 SEED_LIMIT = 2**32 - 1

@@ -10,11 +10,12 @@ import json
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pandas as pd
 
-from storage.db import first
-from storage.schema import RunStatus
-from worker.errors import InputError, NotFoundError
+from genejobs.storage.db import first
+from genejobs.storage.schema import RunStatus
+from genejobs.worker.errors import InputError, NotFoundError
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 
@@ -111,7 +112,7 @@ def job(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:
     summary = frame.iloc[0].to_dict()
     kind = summary["kind"]
     if kind == "shap":
-        from storage import shap_queries
+        from genejobs.storage import shap_queries
 
         details = shap_queries.job(con, job_id)
         return {**summary, **{k: v for k, v in details.items() if k not in summary}}
@@ -216,9 +217,13 @@ def gene_counts(
     Selected means a non-zero importance, or rank <= `top` when given, and
     importance >= `min_importance` when given. Returns (runs counted, table).
     """
+    # A run of a `pairs` job made two fits (one per half): fractions are of fits.
     total = first(
         con.execute(
-            f"SELECT count(*) FROM runs WHERE {where.where} AND status = ?",
+            f"""SELECT count(*) + count(*) FILTER (
+                       WHERE json_extract_string(j.params, '$.scheme') = 'pairs')
+                FROM (SELECT job_id FROM runs WHERE {where.where} AND status = ?) r
+                JOIN jobs j USING (job_id)""",
             [*where.params, RunStatus.DONE.value],
         ).fetchall()
     )[0]
@@ -246,12 +251,27 @@ def gene_counts(
     frame = con.execute(
         f"""SELECT gene, count(*) AS runs, count(*) / ?::DOUBLE AS fraction,
                    avg(importance) AS mean_importance, avg(rank) AS mean_rank,
+                   stddev_samp(rank) AS rank_sd,
                    avg((coef > 0)::INTEGER) AS positive_fraction
             FROM {source} WHERE {" AND ".join(filters)}
             GROUP BY gene ORDER BY runs DESC, mean_importance DESC, gene""",
         [max(total, 1), *params],
     ).df()
-    return int(total), frame
+    return int(total), with_intervals(frame, int(total))
+
+
+def with_intervals(frame: pd.DataFrame, total: int) -> pd.DataFrame:
+    """Add the 95% intervals: Wilson for each selection fraction, Student-t for each mean rank."""
+    from genejobs.storage.stability import mean_interval, wilson_interval
+
+    counts = frame["runs"].to_numpy(dtype=float)
+    lo, hi = wilson_interval(counts, np.full_like(counts, float(max(total, 1))))
+    rank_lo, rank_hi = mean_interval(frame["mean_rank"], frame.pop("rank_sd").fillna(0), counts)
+    frame.insert(frame.columns.get_loc("fraction") + 1, "fraction_lo", lo)
+    frame.insert(frame.columns.get_loc("fraction_lo") + 1, "fraction_hi", hi)
+    frame.insert(frame.columns.get_loc("mean_rank") + 1, "mean_rank_lo", rank_lo)
+    frame.insert(frame.columns.get_loc("mean_rank_lo") + 1, "mean_rank_hi", rank_hi)
+    return frame
 
 
 def _class_position(con: duckdb.DuckDBPyConnection, where: Scope, class_label: str) -> int:

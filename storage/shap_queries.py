@@ -12,8 +12,8 @@ import json
 import duckdb
 import pandas as pd
 
-from storage.db import first
-from worker.errors import NotFoundError
+from genejobs.storage.db import first
+from genejobs.worker.errors import NotFoundError
 
 
 def job(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:

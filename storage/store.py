@@ -22,14 +22,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from storage import queries
-from storage.datasets import PreparedDataset, load_frame, prepare, write_parquet
-from storage.db import first
-from storage.schema import DDL, RunStatus
-from tasks.models import MODELS
-from worker import inbox
-from worker.config import settings
-from worker.errors import InputError
+from genejobs.storage import queries
+from genejobs.storage.datasets import PreparedDataset, load_frame, prepare, write_parquet
+from genejobs.storage.db import first
+from genejobs.storage.schema import DDL, RunStatus
+from genejobs.tasks.models import MODELS
+from genejobs.worker import inbox
+from genejobs.worker.config import settings
+from genejobs.worker.errors import InputError
 
 SEED_LIMIT = 2**32 - 1  # numpy and scikit-learn take random_state below 2**32
 _EXHAUSTIVE_DRAW = 5_000_000  # below this many candidates, list the unused seeds outright
@@ -65,6 +65,13 @@ DONE_FIELDS = (
     "fit_seconds", "worker",
 )  # fmt: skip
 RUN_KEY = ("dataset_id", "model", "seed", "job_id")
+
+
+def _fits(message: dict) -> list[dict]:
+    """A run's fits: itself, or for a `pairs` run its two halves (half 0 and 1)."""
+    if message.get("importances_b") is None:
+        return [{**message, "half": None}]
+    return [{**message, "half": 0}, {**message, "half": 1, "importances": message["importances_b"]}]
 
 
 def _done_update(value: Callable[[str], str], source: str = "") -> str:
@@ -202,11 +209,16 @@ class ResultStore:
         test_size: float,
         seed_max: int,
         seeds: list[int] | None,
+        scheme: str = "split",
+        until_stable: dict | None = None,
     ) -> dict:
         """Create an importance job: reserve `runs` seeds never used for (dataset, model).
 
-        Planning the same job id again returns the plan already made, so a
-        request the writer applies twice creates one job.
+        `scheme` "pairs" fits both halves of each seed's stratified half split
+        (test_size is then 0.5). With `until_stable` (the rule's values; see
+        storage.rounds) `runs` is the round size and rounds follow until the
+        rule holds. Planning the same job id again returns the plan already
+        made, so a request the writer applies twice creates one job.
         """
         existing = first(
             self.con.execute(
@@ -228,6 +240,12 @@ class ResultStore:
             }
         if model not in MODELS:
             raise InputError(f"unknown model '{model}'; choose from {', '.join(MODELS)}")
+        if scheme not in ("split", "pairs"):
+            raise InputError(f"unknown scheme '{scheme}'; choose split or pairs")
+        if scheme == "pairs":
+            test_size = 0.5
+        if until_stable is not None and seeds:
+            raise InputError("--until-stable draws its own seeds; give --runs, not --seeds")
         found = queries.dataset(self.con, dataset_name)
         check_split(found["n_samples"], found["class_counts"], test_size)
         if not 1 <= seed_max <= SEED_LIMIT:
@@ -237,7 +255,7 @@ class ResultStore:
         else:
             if runs < 1:
                 raise InputError(f"--runs must be at least 1, got {runs}")
-            chosen = self._draw_seeds(found, model, runs, seed_max)
+            chosen = self.draw_seeds(found, model, runs, seed_max)
         params = {
             "dataset": found["name"],
             "model": model,
@@ -245,22 +263,18 @@ class ResultStore:
             "test_size": test_size,
             "seed_max": seed_max,
             "explicit_seeds": bool(seeds),
+            "scheme": scheme,
         }
+        if until_stable is not None:
+            from genejobs.storage import rounds
+
+            params["until_stable"] = rounds.rule(until_stable, len(chosen))
         self.con.execute(
             "INSERT INTO jobs (job_id, kind, dataset_id, model, params, n_runs) "
             "VALUES (?, 'importance', ?, ?, ?, ?)",
             [job_id, found["dataset_id"], model, json.dumps(params), len(chosen)],
         )
-        planned = pd.DataFrame({"seed": np.asarray(chosen, dtype=np.int64)})
-        self.con.register("planned", planned)
-        try:
-            self.con.execute(
-                "INSERT INTO runs (dataset_id, model, seed, job_id, status, test_size) "
-                "SELECT ?, ?, seed, ?, ?, ? FROM planned",
-                [found["dataset_id"], model, job_id, RunStatus.PENDING.value, test_size],
-            )
-        finally:
-            self.con.unregister("planned")
+        self.add_runs(job_id, found["dataset_id"], model, chosen, test_size)
         return {
             "job_id": job_id,
             "dataset_id": found["dataset_id"],
@@ -270,6 +284,21 @@ class ResultStore:
             "test_size": test_size,
             "seeds": [int(s) for s in chosen],
         }
+
+    def add_runs(
+        self, job_id: str, dataset_id: str, model: str, seeds: list[int], test_size: float
+    ) -> None:
+        """Add pending runs of `seeds` to a job."""
+        planned = pd.DataFrame({"seed": np.asarray(seeds, dtype=np.int64)})
+        self.con.register("planned", planned)
+        try:
+            self.con.execute(
+                "INSERT INTO runs (dataset_id, model, seed, job_id, status, test_size) "
+                "SELECT ?, ?, seed, ?, ?, ? FROM planned",
+                [dataset_id, model, job_id, RunStatus.PENDING.value, test_size],
+            )
+        finally:
+            self.con.unregister("planned")
 
     def _check_explicit_seeds(self, found: dict, model: str, seeds: list[int]) -> list[int]:
         bad = [s for s in seeds if not 1 <= s <= SEED_LIMIT]
@@ -301,7 +330,7 @@ class ResultStore:
             self.con.unregister("candidates")
         return [int(r[0]) for r in rows]
 
-    def _draw_seeds(self, found: dict, model: str, runs: int, seed_max: int) -> list[int]:
+    def draw_seeds(self, found: dict, model: str, runs: int, seed_max: int) -> list[int]:
         used_count = first(
             self.con.execute(
                 "SELECT count(*) FROM runs WHERE dataset_id = ? AND model = ? AND seed <= ?",
@@ -361,7 +390,7 @@ class ResultStore:
         accepted = [unique[(d, m, int(s))] for d, m, s in moved]
         by_dataset: dict[str, list[dict]] = {}
         for message in accepted:
-            by_dataset.setdefault(message["dataset_id"], []).append(message)
+            by_dataset.setdefault(message["dataset_id"], []).extend(_fits(message))
         for dataset_id, group in by_dataset.items():
             rows = self._importance_rows(dataset_id, group)
             if rows is None:
@@ -370,8 +399,8 @@ class ResultStore:
             try:
                 self.con.execute(
                     "INSERT INTO importances (job_id, dataset_id, model, seed, gene, "
-                    "importance, coef, rank, class_coefs) SELECT job_id, dataset_id, model, "
-                    "seed, gene, importance, coef, rank, class_coefs FROM importance_rows"
+                    "importance, coef, rank, class_coefs, half) SELECT job_id, dataset_id, model, "
+                    "seed, gene, importance, coef, rank, class_coefs, half FROM importance_rows"
                 )
             finally:
                 self.con.unregister("importance_rows")
@@ -451,6 +480,7 @@ class ResultStore:
                 # rank 1 = most important: the selection travels in that order
                 "rank": np.concatenate([np.arange(1, n + 1, dtype=np.int32) for n in sizes]),
                 "class_coefs": class_coefs,
+                "half": pa.array([m["half"] for m in messages], pa.int16()).take(pa.array(run)),
             }
         )
 

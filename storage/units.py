@@ -13,8 +13,8 @@ import json
 
 import duckdb
 
-from tasks.candidates import CANDIDATES
-from worker.contract import JobKind, Task, Unit, UnitStatus
+from genejobs.tasks.candidates import CANDIDATES
+from genejobs.worker.contract import JobKind, Task, Unit, UnitStatus
 
 PENDING = UnitStatus.PENDING.value
 
@@ -54,7 +54,8 @@ def _setup(params: str) -> dict:
 def _runs(con, job_ids) -> list[Unit]:
     where, args = _job_filter("r.job_id", job_ids)
     rows = con.execute(
-        f"""SELECT r.job_id, r.dataset_id, d.path, r.model, r.seed, r.test_size
+        f"""SELECT r.job_id, r.dataset_id, d.path, r.model, r.seed, r.test_size,
+                   json_extract_string(j.params, '$.scheme') = 'pairs'
             FROM runs r JOIN jobs j ON j.job_id = r.job_id
             JOIN datasets d ON d.dataset_id = r.dataset_id
             WHERE r.status = '{PENDING}' AND NOT j.cancelled{where} ORDER BY r.job_id, r.seed""",
@@ -72,10 +73,11 @@ def _runs(con, job_ids) -> list[Unit]:
                 "model": model,
                 "seed": int(seed),
                 "test_size": test_size,
+                **({"scheme": "pairs"} if pairs else {}),
             },
             f"importance {model} seed={seed} job={job_id}",
         )
-        for job_id, dataset_id, path, model, seed, test_size in rows
+        for job_id, dataset_id, path, model, seed, test_size, pairs in rows
     ]
 
 

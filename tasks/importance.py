@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.datasets import ExpressionMatrix, load_matrix
-from tasks.models import make_estimator, model_kind
-from worker import inbox
-from worker.app import unit_task, worker_name
-from worker.config import settings
-from worker.contract import RunDone, RunFailed, Task
+from genejobs.storage.datasets import ExpressionMatrix, load_matrix
+from genejobs.tasks.models import make_estimator, model_kind
+from genejobs.worker import inbox
+from genejobs.worker.app import unit_task, worker_name
+from genejobs.worker.config import settings
+from genejobs.worker.contract import RunDone, RunFailed, Task
 
 
 @dataclass(frozen=True)
@@ -101,37 +101,82 @@ def fit_estimator(matrix: ExpressionMatrix, model: str, seed: int, test_size: fl
     X_train, X_test, y_train, y_test = train_test_split(
         matrix.X, matrix.y, test_size=test_size, stratify=matrix.y, random_state=seed
     )
+    estimator, seconds = _fit(model, seed, X_train, y_train)
+    return estimator, X_test, y_test, len(y_train), seconds
+
+
+def _fit(model: str, seed: int, X: np.ndarray, y: np.ndarray):
+    """`model` with random_state = seed, fitted on (X, y); and the fit's seconds."""
     estimator = make_estimator(model, seed)
     started = time.perf_counter()
     with warnings.catch_warnings():
         # Library notices (deprecated defaults, convergence) are the model's
         # business; PyCaret's defaults are kept as they are.
         warnings.simplefilter("ignore")
-        estimator.fit(X_train, y_train)
-    return estimator, X_test, y_test, len(y_train), time.perf_counter() - started
+        estimator.fit(X, y)
+    return estimator, time.perf_counter() - started
 
 
 def fit_run(matrix: ExpressionMatrix, model: str, seed: int, test_size: float) -> RunResult:
     """Split with `seed` (stratified), fit `model` with random_state = seed, score the holdout."""
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-
     estimator, X_test, y_test, n_train, fit_seconds = fit_estimator(matrix, model, seed, test_size)
-    predicted = estimator.predict(X_test)
-    average = "binary" if len(matrix.classes) == 2 else "weighted"
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y_test, predicted, average=average, zero_division=0
-    )
+    accuracy, precision, recall, f1 = _scores(estimator, X_test, y_test, len(matrix.classes))
     return RunResult(
         seed=seed,
         n_train=n_train,
         n_test=len(y_test),
-        accuracy=float(accuracy_score(y_test, predicted)),
-        precision=float(precision),
-        recall=float(recall),
-        f1=float(f1),
+        accuracy=accuracy,
+        precision=precision,
+        recall=recall,
+        f1=f1,
         fit_seconds=fit_seconds,
         selection=gene_importances(estimator, model),
     )
+
+
+def fit_pair(matrix: ExpressionMatrix, model: str, seed: int) -> tuple[RunResult, Selection]:
+    """The `pairs` scheme: split with `seed` into two stratified halves, fit each on its own.
+
+    Each half's model is scored on the other half; the run's metrics are the
+    mean of the two. Returns the result (selection of the first half) and the
+    second half's selection. Complementary half-samples are what the
+    stability selection bound of Shah & Samworth (2013) assumes.
+    """
+    from sklearn.model_selection import train_test_split
+
+    half_a, half_b = train_test_split(
+        np.arange(len(matrix.y)), test_size=0.5, stratify=matrix.y, random_state=seed
+    )
+    fits = []
+    for train, test in ((np.sort(half_a), half_b), (np.sort(half_b), half_a)):
+        estimator, seconds = _fit(model, seed, matrix.X[train], matrix.y[train])
+        scores = _scores(estimator, matrix.X[test], matrix.y[test], len(matrix.classes))
+        fits.append((estimator, seconds, scores))
+    scores = np.mean([f[2] for f in fits], axis=0)
+    result = RunResult(
+        seed=seed,
+        n_train=len(half_a),
+        n_test=len(half_b),
+        accuracy=float(scores[0]),
+        precision=float(scores[1]),
+        recall=float(scores[2]),
+        f1=float(scores[3]),
+        fit_seconds=fits[0][1] + fits[1][1],
+        selection=gene_importances(fits[0][0], model),
+    )
+    return result, gene_importances(fits[1][0], model)
+
+
+def _scores(estimator, X_test, y_test, n_classes: int) -> tuple[float, float, float, float]:
+    """Accuracy, precision, recall and F1 on a holdout (binary, or weighted over classes)."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    predicted = estimator.predict(X_test)
+    average = "binary" if n_classes == 2 else "weighted"
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_test, predicted, average=average, zero_division=0
+    )
+    return float(accuracy_score(y_test, predicted)), float(precision), float(recall), float(f1)
 
 
 @lru_cache(maxsize=8)
@@ -154,7 +199,9 @@ def packed_selection(selection: Selection) -> dict:
     }
 
 
-def run_message(job_id: str, dataset_id: str, model: str, result: RunResult) -> RunDone:
+def run_message(
+    job_id: str, dataset_id: str, model: str, result: RunResult, other_half: Selection | None = None
+) -> RunDone:
     return RunDone(
         job_id=job_id,
         dataset_id=dataset_id,
@@ -170,17 +217,32 @@ def run_message(job_id: str, dataset_id: str, model: str, result: RunResult) -> 
         n_selected=result.n_selected,
         worker=worker_name(),
         importances=packed_selection(result.selection),
+        importances_b=None if other_half is None else packed_selection(other_half),
     )
 
 
 def execute(
-    job_id: str, dataset_id: str, dataset_path: str, model: str, seed: int, test_size: float
+    job_id: str,
+    dataset_id: str,
+    dataset_path: str,
+    model: str,
+    seed: int,
+    test_size: float,
+    scheme: str = "split",
 ) -> str:
-    """Run one seed and hand the outcome (done or failed) to the writer."""
+    """Run one seed and hand the outcome (done or failed) to the writer.
+
+    `scheme`: "split" (one fit on a stratified split of 1 - test_size) or
+    "pairs" (both halves of a stratified half split; see `fit_pair`).
+    """
     if inbox.is_cancelled(job_id):
         return "cancelled"
+    other_half = None
     try:
-        result = fit_run(_matrix(dataset_path), model, seed, test_size)
+        if scheme == "pairs":
+            result, other_half = fit_pair(_matrix(dataset_path), model, seed)
+        else:
+            result = fit_run(_matrix(dataset_path), model, seed, test_size)
     except Exception as exc:
         inbox.push(
             RunFailed(
@@ -193,7 +255,7 @@ def execute(
             )
         )
         raise
-    inbox.push(run_message(job_id, dataset_id, model, result))
+    inbox.push(run_message(job_id, dataset_id, model, result, other_half))
     return f"accuracy={result.accuracy:.4f} genes={result.n_selected}"
 
 
@@ -203,5 +265,5 @@ def execute(
         kw["job_id"], kw["dataset_id"], kw["model"], kw["seed"], error, worker_name()
     ),
 )
-def importance_run(job_id, dataset_id, dataset_path, model, seed, test_size):
-    return execute(job_id, dataset_id, dataset_path, model, seed, test_size)
+def importance_run(job_id, dataset_id, dataset_path, model, seed, test_size, scheme="split"):
+    return execute(job_id, dataset_id, dataset_path, model, seed, test_size, scheme)

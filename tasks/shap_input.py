@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from storage.datasets import listed
-from tasks.tree_models import (
+from genejobs.storage.datasets import listed
+from genejobs.tasks.tree_models import (
     GENEJOBS_FORMAT,
     GENEJOBS_PREFIX,
     RUN_FORMAT,
@@ -25,8 +25,8 @@ from tasks.tree_models import (
     load_spec,
     sniff_format,
 )
-from worker.config import settings
-from worker.errors import InputError
+from genejobs.worker.config import settings
+from genejobs.worker.errors import InputError
 
 KEY_SEPARATOR = "|"
 
@@ -106,8 +106,8 @@ def _load(choice: ModelChoice) -> tuple[str, TreeModel, dict]:
     if not choice.source.startswith(GENEJOBS_PREFIX):
         fmt = sniff_format(Path(choice.source))
         return fmt, load_model(choice.source, fmt), {}
-    from storage import model_queries, queries
-    from storage.db import reading
+    from genejobs.storage import model_queries, queries
+    from genejobs.storage.db import reading
 
     name = choice.source[len(GENEJOBS_PREFIX) :]
     with reading() as con:

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.errors import InputError
+from genejobs.worker.errors import InputError
 
 FORMATS = ("xgboost-json", "xgboost-ubj", "lightgbm-text")
 ENGINES = ("auto", "fast", "native", "shap")
@@ -141,8 +141,8 @@ def refit_run(dataset: Path, model: str, seed: int, test_size: float) -> TreeMod
     """An importance run's model, fitted again exactly as the run fitted it."""
     import dataclasses
 
-    from storage.datasets import load_matrix
-    from tasks.importance import fit_estimator
+    from genejobs.storage.datasets import load_matrix
+    from genejobs.tasks.importance import fit_estimator
 
     matrix = load_matrix(dataset)
     estimator = fit_estimator(matrix, model, seed, test_size)[0]
@@ -153,7 +153,7 @@ def _genejobs(path: Path, sha256: str | None) -> TreeModel:
     """The final estimator of a pipeline genejobs saved; the steps before it prepare the rows."""
     import dataclasses
 
-    from tasks.artifacts import load_artifact
+    from genejobs.tasks.artifacts import load_artifact
 
     if not sha256:
         raise InputError(f"{path}: a model genejobs saved is loaded only with its recorded sha256")

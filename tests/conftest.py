@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from worker.config import settings
+from genejobs.cli.main import cli
+from genejobs.worker.config import settings
 
 REPO = Path(__file__).resolve().parents[1]
 TISSUE = REPO / "tests" / "data" / "tissue_gene_expression.csv.gz"
@@ -118,26 +118,27 @@ def frame_of(result) -> pd.DataFrame:
 
 def sql(query: str) -> list[tuple]:
     """Query the results file read-only, waiting for the writer like any reader."""
-    from storage.db import reading
+    from genejobs.storage.db import reading
 
     with reading() as con:
         return con.execute(query).fetchall()
 
 
 def job_done(job_id: str) -> dict:
-    from worker import inbox
+    from genejobs.worker import inbox
 
     counts = inbox.progress(job_id)
     return counts if counts and counts.get("pending", 1) == 0 else {}
 
 
-# Directories of the data dir that change by themselves (logs, pid files, Redis's log).
-_VOLATILE = {"logs", "run", "redis"}
+# Directories of the data dir that change by themselves (logs, pid files, Redis's log,
+# and the views the writer publishes a moment after its commits).
+_VOLATILE = {"logs", "run", "redis", "views"}
 
 
 def snapshot() -> tuple[dict, list]:
     """Everything a command could have written: every table's row count, the data dir's files."""
-    from storage.db import reading
+    from genejobs.storage.db import reading
 
     with reading() as con:
         tables = [

@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from worker import inbox, writer_lock
-from worker.config import THREAD_CAPS
+from genejobs.worker import inbox, writer_lock
+from genejobs.worker.config import THREAD_CAPS
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -326,8 +326,8 @@ def test_worker_can_scale(services):
 
 def test_worker_runs_the_compute_queue(services):
     argv = _celery_args(_argv(services["worker"]))
-    assert _has_sequence(argv, ["-A", "worker.app", "worker"]) or _has_sequence(
-        argv, ["--app=worker.app", "worker"]
+    assert _has_sequence(argv, ["-A", "genejobs.worker.app", "worker"]) or _has_sequence(
+        argv, ["--app=genejobs.worker.app", "worker"]
     ), argv
     assert _option(argv, "-Q", "--queues") == inbox.COMPUTE_QUEUE == "compute"
     pool = _option(argv, "-P", "--pool")
@@ -349,7 +349,7 @@ def test_worker_threads_are_capped(services):
 
 def test_writer_runs_the_writer_module_once(services):
     writer = services["writer"]
-    assert _argv(writer) == ["python", "-m", "worker.writer"]
+    assert _argv(writer) == ["python", "-m", "genejobs.worker.writer"]
     replicas = (writer.get("deploy") or {}).get("replicas", 1)
     assert replicas == 1, "there must be exactly one writer"
     assert writer.get("scale", 1) == 1
@@ -371,8 +371,8 @@ def test_writer_healthcheck_reads_the_writer_lock(services):
 def test_flower_serves_its_api_on_a_published_port(services):
     flower = services["flower"]
     argv = _celery_args(_argv(flower))
-    assert _has_sequence(argv, ["-A", "worker.app", "flower"]) or _has_sequence(
-        argv, ["--app=worker.app", "flower"]
+    assert _has_sequence(argv, ["-A", "genejobs.worker.app", "flower"]) or _has_sequence(
+        argv, ["--app=genejobs.worker.app", "flower"]
     ), argv
     env = _environment(flower)
     # Authenticated, and the unauthenticated API stays off.
@@ -438,6 +438,6 @@ def test_commanded_modules_exist(services):
                 modules.add(argv[i + 1])
             elif arg.startswith("--app="):
                 modules.add(arg.split("=", 1)[1])
-    assert {"worker.app", "worker.writer"} <= modules
+    assert {"genejobs.worker.app", "genejobs.worker.writer"} <= modules
     missing = sorted(m for m in modules if importlib.util.find_spec(m) is None)
     assert not missing, f"the compose commands name modules that do not exist: {missing}"

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
+from genejobs.worker.config import settings
 from tests.conftest import run
-from worker.config import settings
 
 
 def test_the_bundled_redis_refuses_clients_without_the_password(stack):

@@ -20,12 +20,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from genejobs.worker import inbox, writer_lock
+from genejobs.worker.config import settings
+from genejobs.worker.contract import Ping, PlanImportance
+from genejobs.worker.errors import ServiceUnavailable
+from genejobs.worker.stack import running
 from tests.conftest import TISSUE, run, run_subprocess, sql, stack_in, wait_until
-from worker import inbox, writer_lock
-from worker.config import settings
-from worker.contract import Ping, PlanImportance
-from worker.errors import ServiceUnavailable
-from worker.stack import running
 
 RECOVERY_LIMIT = 60.0  # seconds from the fault (or the restart) to every unit final
 ENV = {
@@ -253,7 +253,7 @@ def test_a_request_a_stalled_writer_took_is_applied_when_it_resumes(faulty):
 
 def test_a_second_writer_refuses_to_start(faulty):
     second = subprocess.run(
-        [sys.executable, "-m", "worker.writer"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "genejobs.worker.writer"], capture_output=True, text=True, timeout=60
     )
     assert second.returncode == 1 and "another writer is running" in second.stderr
 
@@ -273,8 +273,8 @@ def test_a_writer_that_lost_its_lock_stops_and_up_replaces_it(faulty):
 def test_a_writer_named_out_of_the_results_file_commits_nothing(faulty):
     # As if a second writer had claimed the file while this one stalled: the
     # fence row names another writer, and this one's next transaction refuses.
-    from storage.db import connect
-    from worker.writer import LockLost, Writer
+    from genejobs.storage.db import connect
+    from genejobs.worker.writer import LockLost, Writer
 
     writer = Writer()
     writer.lock.identity = writer.identity  # never acquired: only the fence is tested
@@ -293,7 +293,7 @@ def test_a_writer_named_out_of_the_results_file_commits_nothing(faulty):
 
 
 def test_a_unit_whose_worker_dies_every_time_ends_failed(faulty):
-    from worker.app import MAX_DELIVERIES
+    from genejobs.worker.app import MAX_DELIVERIES
 
     output = run("importance", "tissue", "--model", "ada", "--seeds", "4242", "--no-wait").output
     job_id = output.strip().splitlines()[-1]
@@ -314,7 +314,7 @@ def test_units_the_broker_lost_are_sent_again(faulty):
     # As if Redis had lost its last writes: the job's tasks vanish from the
     # queue while no worker runs. The writer finds its pending units held
     # nowhere and sends them again; nobody retries by hand.
-    from worker.stack import stop
+    from genejobs.worker.stack import stop
 
     stop(["compute"], progress=lambda _: None)
     job_id = run("importance", "tissue", "--model", "lr", "--runs", "12", "--no-wait").output

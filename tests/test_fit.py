@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from storage.datasets import load_matrix, prepare, write_parquet
-from storage.synth import expression
-from tasks.importance import fit_run, gene_importances
-from tasks.models import MODELS, make_estimator
+from genejobs.storage.datasets import load_matrix, prepare, write_parquet
+from genejobs.storage.synth import expression
+from genejobs.tasks.importance import fit_run, gene_importances
+from genejobs.tasks.models import MODELS, make_estimator
 
 
 @pytest.fixture(scope="module")

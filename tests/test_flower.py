@@ -9,13 +9,13 @@ import urllib.request
 
 import pytest
 
+from genejobs.worker.config import settings
+from genejobs.worker.stack import running, stop
 from tests.conftest import job_done, run, run_subprocess, wait_until
-from worker.config import settings
-from worker.stack import running, stop
 
 
 def flower_tasks(port: int) -> dict:
-    from worker.stack import _flower_request
+    from genejobs.worker.stack import _flower_request
 
     url = f"http://127.0.0.1:{port}/api/tasks?limit=5000"
     with urllib.request.urlopen(_flower_request(url), timeout=5) as response:

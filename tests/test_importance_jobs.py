@@ -9,6 +9,10 @@ import threading
 
 import pandas as pd
 
+from genejobs.worker import inbox
+from genejobs.worker.config import settings
+from genejobs.worker.contract import Ping
+from genejobs.worker.stack import running
 from tests.conftest import (
     add_tissue,
     frame_of,
@@ -19,10 +23,6 @@ from tests.conftest import (
     sql,
     wait_until,
 )
-from worker import inbox
-from worker.config import settings
-from worker.contract import Ping
-from worker.stack import running
 
 
 def start_job(*args: str) -> str:
@@ -160,8 +160,8 @@ def test_a_killed_worker_still_ends_with_every_seed_recorded_once(tissue):
 def test_a_repeated_result_changes_nothing_alone_or_in_a_batch(tissue):
     # Redelivery hands the writer copies of results it has recorded: one at a
     # time (a statement with parameters) or several at once (a joined frame).
-    from storage.datasets import load_matrix
-    from tasks.importance import fit_run, run_message
+    from genejobs.storage.datasets import load_matrix
+    from genejobs.tasks.importance import fit_run, run_message
 
     result = run("importance", tissue, "--model", "lr", "--runs", "3", "--wait")
     job_id = result.output.split("job ")[1].split(":")[0]
@@ -307,8 +307,8 @@ def test_shap_explains_a_run_model_fitted_again(tissue):
     import numpy as np
     import shap
 
-    from storage.datasets import load_matrix
-    from tasks.importance import fit_estimator
+    from genejobs.storage.datasets import load_matrix
+    from genejobs.tasks.importance import fit_estimator
 
     result = run("importance", tissue, "--model", "dt", "--seeds", "77", "--wait")
     job_id = result.output.split("job ")[1].split(":")[0]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+from genejobs.worker import inbox
 from tests.conftest import run, sql, wait_until
 from tests.test_importance_jobs import start_job, wait_job
-from worker import inbox
 
 
 def test_a_cancelled_job_stays_cancelled_unless_asked(tissue):

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storage.synth import expression
-from tasks.candidates import CANDIDATES, METRICS
+from genejobs.storage.synth import expression
+from genejobs.tasks.candidates import CANDIDATES, METRICS
+from genejobs.worker.config import settings
 from tests.conftest import frame_of, refused, run, sql
-from worker.config import settings
 
 SMALL = "search_small"
 SESSION_ID = 123
@@ -57,7 +57,7 @@ def searched(small):
 
 def pycaret_reference() -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """PyCaret's own compare_models on the same data, session id and folds, in this process."""
-    from tasks.search import SearchSetup, experiment
+    from genejobs.tasks.search import SearchSetup, experiment
 
     frame = small_table().set_index("sample_id")
     exp = experiment(frame, "tissue", SearchSetup(SESSION_ID, 0.7, FOLDS))
@@ -110,8 +110,8 @@ def test_the_leaderboard_equals_pycarets_compare_models(searched, tmp_path, monk
 
 
 def test_the_best_model_is_finalized_and_loaded_only_with_its_hash(searched, tmp_path):
-    from tasks.artifacts import load_artifact
-    from worker.errors import GenejobsError
+    from genejobs.tasks.artifacts import load_artifact
+    from genejobs.worker.errors import GenejobsError
 
     job_id, board = searched
     best = board.iloc[0]
@@ -155,8 +155,8 @@ def test_export_writes_the_seeds_pycaret_results_layout(searched):
 
 
 def test_evaluate_records_a_seeded_holdout_test(searched, tmp_path):
-    from storage.datasets import load_matrix
-    from tasks.evaluate import evaluate_holdout
+    from genejobs.storage.datasets import load_matrix
+    from genejobs.tasks.evaluate import evaluate_holdout
 
     job_id, board = searched
     model_id = board.iloc[0]["model_id"]
@@ -252,7 +252,7 @@ def test_shap_explains_a_searched_tree_model_and_refuses_others(small):
     """`genejobs:<model id>`: a search's saved pipeline, explained like any model file."""
     import shap
 
-    from tasks.artifacts import load_artifact
+    from genejobs.tasks.artifacts import load_artifact
 
     board = pd.read_json(
         io.StringIO(

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import synth_l2g
+from genejobs.tasks import synth_l2g
+from genejobs.worker import inbox
+from genejobs.worker.config import settings
 from tests.conftest import frame_of, run, sql, wait_until
-from worker import inbox
-from worker.config import settings
 
 ROWS = 2400
 
@@ -153,8 +153,8 @@ def test_stored_values_match_shap_tree_explainer(l2g):
 
 
 def test_a_redelivered_shard_never_duplicates_rows(l2g):
-    from worker.app import enqueue
-    from worker.contract import Task, Unit
+    from genejobs.worker.app import enqueue
+    from genejobs.worker.contract import Task, Unit
 
     job_id = l2g["job"]
     before = sql(f"SELECT count(*) FROM shap_values WHERE job_id = '{job_id}'")[0][0]
@@ -325,8 +325,8 @@ def test_scikit_learn_tree_models_match_shap(family):
     )
     from sklearn.tree import DecisionTreeClassifier
 
-    from tasks.shap_shard import JobInput, explain_rows
-    from tasks.tree_models import from_estimator
+    from genejobs.tasks.shap_shard import JobInput, explain_rows
+    from genejobs.tasks.tree_models import from_estimator
 
     makers = {
         "rf": lambda: RandomForestClassifier(n_estimators=15, random_state=0, n_jobs=1),

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from tasks import synth_l2g
+from genejobs.tasks import synth_l2g
 from tests.conftest import refused, run
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storage.shap_store import DONE_OP, FAILED_OP, ShapStore
-from storage.store import ResultStore, create_schema
+from genejobs.storage.shap_store import DONE_OP, FAILED_OP, ShapStore
+from genejobs.storage.store import ResultStore, create_schema
 
 JOB = "shap-ingest"
 FEATURES = ["a", "b", "c"]

@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Callable, Iterable
 
-from worker.config import THREAD_CAPS, settings
+from genejobs.worker.config import THREAD_CAPS, settings
 
 for _name, _value in THREAD_CAPS.items():
     os.environ.setdefault(_name, _value)
@@ -21,10 +21,10 @@ import redis  # noqa: E402
 from celery import Celery, signals  # noqa: E402
 from celery.exceptions import Reject  # noqa: E402
 
-from worker import inbox, lease  # noqa: E402
-from worker.contract import Message, Unit  # noqa: E402
-from worker.errors import ResultUndelivered  # noqa: E402
-from worker.inbox import COMPUTE_QUEUE  # noqa: E402
+from genejobs.worker import inbox, lease  # noqa: E402
+from genejobs.worker.contract import Message, Unit  # noqa: E402
+from genejobs.worker.errors import ResultUndelivered  # noqa: E402
+from genejobs.worker.inbox import COMPUTE_QUEUE  # noqa: E402
 
 
 def make_app() -> Celery:
@@ -33,7 +33,12 @@ def make_app() -> Celery:
         "genejobs",
         broker=config.redis_url,
         backend=config.redis_url,
-        include=["tasks.importance", "tasks.search", "tasks.evaluate", "tasks.shap_shard"],
+        include=[
+            "genejobs.tasks.importance",
+            "genejobs.tasks.search",
+            "genejobs.tasks.evaluate",
+            "genejobs.tasks.shap_shard",
+        ],
     )
     celery_app.conf.update(
         task_serializer="json",

@@ -13,6 +13,8 @@
 | GENEJOBS_FLOWER_PORT          | 5555                             |
 | GENEJOBS_LOCK_WAIT            | 30 (seconds a reader waits for   |
 |                               | the DuckDB file)                 |
+| GENEJOBS_VIEWS_INTERVAL       | 2 (seconds between publications  |
+|                               | of $GENEJOBS_HOME/views; 0: off) |
 
 Settings are read when asked for, so a test or a launcher can change the
 environment and every later call sees it.
@@ -38,6 +40,7 @@ class Settings:
     restore_interval: int
     flower_port: int
     lock_wait: float
+    views_interval: float = 2.0  # seconds between view publications; 0: none
     redis_url_given: str = ""  # GENEJOBS_REDIS_URL as given (no password added)
 
     @property
@@ -77,6 +80,11 @@ class Settings:
     def redis_dir(self) -> Path:
         return self.home / "redis"
 
+    @property
+    def views_dir(self) -> Path:
+        """Parquet copies of the results and a catalog any DuckDB client opens (storage.views)."""
+        return self.home / "views"
+
     def ensure_dirs(self) -> None:
         for path in (
             self.datasets_dir,
@@ -97,6 +105,7 @@ _VARIABLES = (
     "GENEJOBS_RESTORE_INTERVAL",
     "GENEJOBS_FLOWER_PORT",
     "GENEJOBS_LOCK_WAIT",
+    "GENEJOBS_VIEWS_INTERVAL",
 )
 
 
@@ -140,6 +149,7 @@ def _settings(
         restore_interval=int(env.get("GENEJOBS_RESTORE_INTERVAL", "5")),
         flower_port=int(env.get("GENEJOBS_FLOWER_PORT", "5555")),
         lock_wait=float(env.get("GENEJOBS_LOCK_WAIT", "30")),
+        views_interval=float(env.get("GENEJOBS_VIEWS_INTERVAL", "2")),
     )
 
 

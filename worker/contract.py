@@ -137,6 +137,8 @@ class PlanImportance(Message):
     test_size: float
     seed_max: int
     seeds: list[int] | None = None
+    scheme: str = "split"  # or "pairs": each seed fits both halves of a half split
+    until_stable: dict | None = None  # run in rounds until the rule holds (storage.rounds)
 
 
 @_request
@@ -226,6 +228,7 @@ class RunDone(Message):
     n_selected: int
     worker: str
     importances: dict  # packed arrays: gene_index, importance, coef, class_coefs
+    importances_b: dict | None = None  # a `pairs` run: the second half's selection
 
 
 @_result

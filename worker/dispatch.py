@@ -22,9 +22,9 @@ from collections.abc import Iterable
 
 import redis
 
-from worker import lease
-from worker.contract import Unit, unit_of
-from worker.inbox import COMPUTE_QUEUE, INBOX
+from genejobs.worker import lease
+from genejobs.worker.contract import Unit, unit_of
+from genejobs.worker.inbox import COMPUTE_QUEUE, INBOX
 
 log = logging.getLogger("genejobs.writer")
 
@@ -32,7 +32,7 @@ UNACKED = "unacked"  # kombu's hash of delivered, unacknowledged messages
 
 
 def send(units: Iterable[Unit]) -> int:
-    from worker.app import enqueue
+    from genejobs.worker.app import enqueue
 
     return enqueue(units)
 

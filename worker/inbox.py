@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import redis
 
-from worker import writer_lock
-from worker.config import settings
-from worker.contract import Message
-from worker.errors import GenejobsError, ResultUndelivered, ServiceUnavailable
+from genejobs.worker import writer_lock
+from genejobs.worker.config import settings
+from genejobs.worker.contract import Message
+from genejobs.worker.errors import GenejobsError, ResultUndelivered, ServiceUnavailable
 
 INBOX = "genejobs:inbox"
 PROCESSING = "genejobs:inbox:processing"
@@ -130,7 +130,7 @@ def _withdrawn(conn: redis.Redis, body: str, message: Message) -> str:
 
 def error_from_reply(reply: dict[str, Any]) -> GenejobsError:
     """Rebuild the exception the writer reported."""
-    from worker import errors
+    from genejobs.worker import errors
 
     cls = getattr(errors, reply.get("error_type", ""), GenejobsError)
     if not (isinstance(cls, type) and issubclass(cls, GenejobsError)):

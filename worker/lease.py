@@ -24,7 +24,7 @@ import time
 
 import redis
 
-from worker.config import settings
+from genejobs.worker.config import settings
 
 log = logging.getLogger("genejobs.lease")
 

@@ -26,9 +26,9 @@ from urllib.parse import urlparse
 import psutil
 import redis
 
-from worker import inbox
-from worker.config import THREAD_CAPS, Settings, settings
-from worker.errors import ServiceUnavailable
+from genejobs.worker import inbox
+from genejobs.worker.config import THREAD_CAPS, Settings, settings
+from genejobs.worker.errors import ServiceUnavailable
 
 COMPONENTS = ("redis", "writer", "compute", "flower")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
@@ -187,11 +187,11 @@ def _redis_command(config: Settings) -> list[str]:
 
 
 def _celery(*args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "worker.app", *args]
+    return [sys.executable, "-m", "celery", "-A", "genejobs.worker.app", *args]
 
 
 def compute_workers_answering(timeout: float = 1.0) -> list[str]:
-    from worker.app import sender
+    from genejobs.worker.app import sender
 
     replies = sender().control.ping(timeout=timeout) or []
     return sorted(name for reply in replies for name in reply if name.startswith("compute"))
@@ -243,7 +243,7 @@ def start(workers: int, flower: bool, flower_port: int, progress=print) -> list[
             f"password in {config.redis_password_file}"
         )
     if running(config, "writer") is None and not inbox.writer_alive(inbox.client()):
-        proc = _launch(config, "writer", [sys.executable, "-m", "worker.writer"])
+        proc = _launch(config, "writer", [sys.executable, "-m", "genejobs.worker.writer"])
         _wait_for(lambda: inbox.writer_alive(inbox.client()), "the writer", proc, 60, config)
         started.append("writer")
         progress(f"started the writer (pid {proc.pid}) on {config.db_path}")
@@ -330,6 +330,8 @@ def status() -> dict:
         "home": str(config.home),
         "database": str(config.db_path),
         "database_bytes": config.db_path.stat().st_size if config.db_path.exists() else 0,
+        # What other DuckDB clients open (read-only), at any time (storage.views).
+        "views": str(config.views_dir / "genejobs.duckdb"),
         "redis_url": config.redis_url_shown,
         "redis": redis_answers(config.redis_url),
     }

@@ -11,7 +11,7 @@ It keeps the file open only while work keeps coming, and lets go at least
 every `max_hold` seconds, so readers (`genejobs sql`, the duckdb CLI, a
 notebook) get their turn.
 
-Run it with `python -m worker.writer`; `genejobs up` does.
+Run it with `python -m genejobs.worker.writer`; `genejobs up` does.
 """
 
 from __future__ import annotations
@@ -27,17 +27,18 @@ import traceback
 import kombu.exceptions
 import redis
 
-from storage import job_control, model_store, shap_store, units
-from storage.db import connect
-from storage.model_store import ModelStore
-from storage.shap_store import ShapStore
-from storage.store import ResultStore, create_schema
-from worker import contract, inbox
-from worker.config import settings
-from worker.contract import RESULT_OPS, JobKind
-from worker.dispatch import Dispatcher, sweep_interval
-from worker.errors import GenejobsError, StoreBusy
-from worker.writer_lock import WriterLock, new_identity
+from genejobs.storage import job_control, model_store, rounds, shap_store, units
+from genejobs.storage.db import connect
+from genejobs.storage.model_store import ModelStore
+from genejobs.storage.shap_store import ShapStore
+from genejobs.storage.store import ResultStore, create_schema
+from genejobs.storage.views import ViewPublisher
+from genejobs.worker import contract, inbox
+from genejobs.worker.config import settings
+from genejobs.worker.contract import RESULT_OPS, JobKind
+from genejobs.worker.dispatch import Dispatcher, sweep_interval
+from genejobs.worker.errors import GenejobsError, StoreBusy
+from genejobs.worker.writer_lock import WriterLock, new_identity
 
 log = logging.getLogger("genejobs.writer")
 
@@ -58,6 +59,9 @@ PLANS = {
     contract.PlanEvaluate.op: JobKind.EVALUATE,
     contract.PlanShap.op: JobKind.SHAP,
 }
+
+# The requests that add a dataset.
+DATASET_OPS = {contract.RegisterDataset.op, contract.FilterDataset.op}
 
 CLIENT_PREFIX = "genejobs-writer:"
 # What a Redis outage raises: from redis-py directly, or through Celery's producer.
@@ -97,7 +101,12 @@ class Writer:
         self.lock = WriterLock(self.config.redis_url, self.identity)
         self.processing = f"{inbox.PROCESSING}:{self.identity}"
         self.dispatcher = Dispatcher(self.redis, sweep_interval())
+        interval = self.config.views_interval
+        self.views = ViewPublisher(self.config.views_dir) if interval > 0 else None
         self.replay = False
+        # Rounds that jobs run until stable got (storage.rounds): seeds to send.
+        self.rounds_in_transaction: dict[str, list[int]] = {}
+        self.new_rounds: dict[str, list[int]] = {}
         self.con = None
         self.store: ResultStore | None = None
         self.models: ModelStore | None = None
@@ -171,10 +180,27 @@ class Writer:
         # (reopening costs more than a batch), and at least every max_hold.
         held_too_long = self.con is not None and time.monotonic() - self.opened_at > self.max_hold
         idle = not raw and not self._tasks_queued() and not self.dispatcher.outbox
+        self._publish_views(idle)
         if held_too_long or idle:
             self._close()
             if held_too_long:
                 time.sleep(self.reader_window)
+
+    def _publish_views(self, idle: bool) -> None:
+        """Publish the results' changes for other DuckDB clients (storage.views): every
+        `views_interval` seconds while work comes, and at once when it stops."""
+        if self.views is None or not self.views.pending:
+            return
+        if not idle and time.monotonic() - self.views.published_at < self.config.views_interval:
+            return
+        self._ensure_open()
+        try:
+            seconds = self.views.publish(self.con)
+        except Exception:  # a publication that failed is tried again at the next one
+            log.exception("publishing the views failed")
+            self.views.published_at = time.monotonic()
+            return
+        log.debug("views published in %.3f s", seconds)
 
     def _sweep(self) -> None:
         """Send again the pending units the broker lost (see worker.dispatch)."""
@@ -307,6 +333,11 @@ class Writer:
                     inbox.DEAD_LETTERS,
                     json.dumps({"message": item.decode(errors="replace"), "error": str(exc)}),
                 )
+        if self.views is not None:
+            self.views.touch(
+                {m["job_id"] for m in messages if isinstance(m.get("job_id"), str)},
+                datasets=any(m.get("op") in DATASET_OPS for m in messages),
+            )
         touched: dict[str, str] = {}
         results: list[dict] = []
         for message in messages:
@@ -321,6 +352,12 @@ class Writer:
         if searches:
             # A search ranked by this batch has its finalize step pending now.
             self.dispatcher.send_new(units.finalize_steps(self.con, searches))
+        if self.new_rounds:
+            found = units.pending(self.con, set(self.new_rounds), JobKind.IMPORTANCE)
+            self.dispatcher.send_new(
+                [u for u in found if u.kwargs["seed"] in set(self.new_rounds[u.job_id])]
+            )
+            self.new_rounds.clear()
         self.redis.delete(self.processing)
         self._publish(touched)
 
@@ -345,8 +382,11 @@ class Writer:
         failed = [m for m in results if m["op"] == "run_failed"]
         models = [m for m in results if m["op"] in model_store.RESULT_OPS]
         shards = [m for m in results if m["op"] in shap_store.OPS]
+        runs = self.store.record_done(done) | self.store.record_failed(failed)
+        # Jobs run until stable get their next round in the same transaction.
+        self.rounds_in_transaction = rounds.advance(self.store, runs)
         return {
-            **dict.fromkeys(self.store.record_done(done) | self.store.record_failed(failed), RUNS),
+            **dict.fromkeys(runs, RUNS),
             **dict.fromkeys(self.models.record(models), MODELS),
             **dict.fromkeys(self.shap.record(shards), SHARDS),
         }
@@ -361,6 +401,7 @@ class Writer:
         try:
             touched = self._transaction(lambda: self._write_results(results))
             self._after_commit()
+            self.new_rounds.update(self.rounds_in_transaction)
             return touched
         except (LockLost, *BROKER_DOWN):
             raise
@@ -371,6 +412,7 @@ class Writer:
             try:
                 touched |= self._transaction(lambda m=message: self._write_results([m]))
                 self._after_commit()
+                self.new_rounds.update(self.rounds_in_transaction)
             except (LockLost, *BROKER_DOWN):
                 raise
             except Exception:
@@ -461,6 +503,8 @@ class Writer:
             m["test_size"],
             m["seed_max"],
             m.get("seeds"),
+            m.get("scheme", "split"),
+            m.get("until_stable"),
         )
 
     def _op_plan_search(self, m: dict) -> dict:

@@ -65,7 +65,7 @@ def holder_is_dead(identity: str) -> bool:
         command = " ".join(psutil.Process(int(pid)).cmdline())
     except psutil.Error:
         return True
-    return "worker.writer" not in command
+    return "genejobs.worker.writer" not in command
 
 
 def writer_alive(conn: redis.Redis) -> bool:

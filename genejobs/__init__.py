@@ -1,0 +1,67 @@
+"""genejobs: seeded gene-importance runs, model search and SHAP on a job queue.
+
+The command line (`genejobs ...`) is the main way in; this package also gives
+notebooks a small Python API over a running stack (`genejobs up`):
+
+    import genejobs
+
+    genejobs.add_dataset("expression.csv", label="tissue", id_col="sample_id", name="tissue")
+    job = genejobs.importance("tissue", model="lr", runs=200)
+    job.wait()                                  # a progress bar; returns the unit counts
+    counts = genejobs.gene_counts(job=job.id)   # a DataFrame, most selected gene first
+    genejobs.sql("SELECT model, count(*) FROM runs GROUP BY model")
+
+Every function reads the stack named by GENEJOBS_HOME / GENEJOBS_REDIS_URL, as
+the CLI does, and raises `genejobs.GenejobsError` (or a subclass) with the
+same one-line message the CLI prints.
+
+The project's packages live beside this folder in the source tree (cli, tasks,
+worker, storage) and are installed as genejobs.cli, genejobs.tasks,
+genejobs.worker and genejobs.storage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# From a source checkout the four packages sit beside this folder, not in it.
+if not (Path(__file__).parent / "worker").is_dir():
+    __path__.append(str(Path(__file__).resolve().parent.parent))
+
+from genejobs.api import (  # noqa: E402
+    Job,
+    add_dataset,
+    datasets,
+    gene_counts,
+    importance,
+    job,
+    jobs,
+    shap_global,
+    shap_local,
+    shap_presence,
+    sql,
+)
+from genejobs.worker.errors import (  # noqa: E402
+    GenejobsError,
+    InputError,
+    NotFoundError,
+    ServiceUnavailable,
+)
+
+__all__ = [
+    "GenejobsError",
+    "InputError",
+    "Job",
+    "NotFoundError",
+    "ServiceUnavailable",
+    "add_dataset",
+    "datasets",
+    "gene_counts",
+    "importance",
+    "job",
+    "jobs",
+    "shap_global",
+    "shap_local",
+    "shap_presence",
+    "sql",
+]

@@ -1,0 +1,275 @@
+"""Results any DuckDB client can open at any moment: Parquet snapshots and a catalog of views.
+
+DuckDB lets one process hold a file read-write and no other process open it
+meanwhile, so while jobs run the results file itself is the writer's. The
+writer therefore publishes, every few seconds after its commits, what changed
+as Parquet files under `$GENEJOBS_HOME/views/`, and then a small DuckDB
+catalog, `views/genejobs.duckdb`, with one view per results table over the
+files of that publication. The catalog is written aside and renamed into
+place, never opened read-write where it lies, so the duckdb CLI, a notebook or
+a BI tool opens it read-only at any time. A connection sees the publication of
+the moment it opened, every table from the same one; open it again (or
+`ATTACH` it again) for newer results.
+
+Files are never changed once written, since DuckDB reads a Parquet file's
+footer and its data in separate opens. A publication costs what changed, never
+the size of the results:
+
+- Tables of a job's state (jobs, runs, search folds, SHAP shards, ...): one
+  file per job and publication that touched it, `views/<table>/<job>~<n>.parquet`.
+  `datasets` is one file.
+- Tables that only grow (importances, shap_rows, shap_values) are cut in
+  chunks of up to `CHUNK_ROWS` rows: the rows added since the last
+  publication (DuckDB's row ids grow with every insert, and these tables are
+  never updated or deleted from) make a new version of the newest chunk, or
+  start the next one. A publication writes at most one chunk per table.
+
+A file the current catalog no longer names is deleted `KEEP_SECONDS` (an hour)
+later: a connection kept open longer than that may find its files gone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger("genejobs.views")
+
+CATALOG = "genejobs.duckdb"
+# Tables that are only ever inserted into: published by row id.
+GROWING = ("importances", "shap_rows", "shap_values")
+# Not published: the writer's own bookkeeping.
+PRIVATE = ("writer_fence",)
+# The newest chunk of a growing table gets a new version at each publication
+# until it holds this many rows: what a publication can cost, whatever the size.
+CHUNK_ROWS = 250_000
+KEEP_SECONDS = 3600.0
+_JOB_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+class ViewPublisher:
+    """Publish the changes of the writer's commits under `directory` (see the module doc)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.tmp = directory / ".tmp"
+        self.state_file = directory / "state.json"
+        self.dirty_file = directory / "dirty.json"
+        self.dirty_jobs: set[str] = set()
+        self.dirty_datasets = False
+        self.started = False
+        self.everything = True  # rewrite every job's files (unless a saved state continues)
+        self.published_at = 0.0
+        self.number = 0  # publications so far: names each new file
+        self.watermarks: dict[str, int] = {}
+        self.chunks: dict[str, dict] = {}  # growing table -> its newest chunk: number, rows
+        self.files: dict[str, dict[str, str]] = {}  # table -> key -> file name
+        self.retired: list[tuple[float, str]] = []  # (wall time, path relative to directory)
+        self.schema: list = []
+
+    # what changed ----------------------------------------------------------------
+
+    def touch(self, job_ids: set[str], datasets: bool = False) -> None:
+        """Note jobs about to change, before their transaction: a writer that dies
+        after its commit leaves them in `dirty.json` for the next one to publish."""
+        new = job_ids - self.dirty_jobs
+        self.dirty_jobs |= job_ids
+        self.dirty_datasets |= datasets
+        if new or datasets:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            staged = self.tmp / "dirty.json"
+            staged.write_text(json.dumps({"jobs": sorted(self.dirty_jobs), "datasets": True}))
+            os.replace(staged, self.dirty_file)
+
+    @property
+    def pending(self) -> bool:
+        return self.everything or self.dirty_datasets or bool(self.dirty_jobs)
+
+    # publishing ------------------------------------------------------------------
+
+    def publish(self, con: duckdb.DuckDBPyConnection) -> float:
+        """Write what changed since the last publication; return the seconds it took."""
+        started = time.perf_counter()
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        tables = _tables(con)
+        if not self.started:
+            self._start(con, tables)
+            self.started = True
+        self.number += 1
+        for table in tables:
+            if table in GROWING:
+                self._grow(con, table)
+            elif table == "datasets":
+                if self.everything or self.dirty_datasets:
+                    self._write(con, table, "all", "SELECT * FROM datasets")
+            else:
+                for job_id in _jobs_in(con, table, None if self.everything else self.dirty_jobs):
+                    if _JOB_ID.match(job_id):
+                        query = f"SELECT * FROM \"{table}\" WHERE job_id = '{job_id}'"
+                        self._write(con, table, job_id, query)
+        self._write_catalog(tables)
+        self._save_state()
+        self.dirty_file.unlink(missing_ok=True)
+        self._delete_retired()
+        self.dirty_jobs.clear()
+        self.dirty_datasets = False
+        self.everything = False
+        self.published_at = time.monotonic()
+        return time.perf_counter() - started
+
+    def _start(self, con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
+        """First publication of this writer: continue the saved state, or begin anew."""
+        state = _load(self.state_file)
+        tops = {t: _max_rowid(con, t) for t in GROWING if t in tables}
+        saved = state.get("watermarks", {})
+        files = state.get("files", {})
+        self.schema = _schema(con)
+        usable = (
+            state.get("schema") == self.schema
+            and all(-1 <= saved.get(t, -2) <= tops[t] for t in tops)
+            and all(
+                (self.directory / table / name).exists()
+                for table, names in files.items()
+                for name in names.values()
+            )
+        )
+        if usable:
+            self.number = int(state.get("number", 0))
+            self.watermarks = {t: int(saved[t]) for t in tops}
+            self.chunks = state.get("chunks", {})
+            self.files = files
+            self.retired = [tuple(r) for r in state.get("retired", [])]
+            left = _load(self.dirty_file)
+            self.dirty_jobs |= set(left.get("jobs", []))
+            self.dirty_datasets |= bool(left.get("datasets"))
+            self.everything = False
+        else:
+            # Begin anew: a first start, a saved state that does not match the file, or
+            # columns added since (every file of a table has the same columns).
+            for table in tables:
+                shutil.rmtree(self.directory / table, ignore_errors=True)
+            self.watermarks = dict.fromkeys(tops, -1)
+            self.number = int(state.get("number", 0))
+        # Every table's columns as of now (a file with no rows), so no view is empty.
+        self.number += 1
+        for table in tables:
+            self._write(con, table, "_columns", f'SELECT * FROM "{table}" LIMIT 0')
+
+    def _grow(self, con, table: str) -> None:
+        """The rows added since the last publication: a new version of the newest chunk."""
+        top = _max_rowid(con, table)
+        mark = self.watermarks.get(table, -1)
+        if top <= mark:
+            return
+        added = f'SELECT * FROM "{table}" WHERE rowid > {mark} AND rowid <= {top}'
+        chunk = self.chunks.get(table)
+        if chunk is None or chunk["rows"] >= CHUNK_ROWS:
+            chunk = {"number": chunk["number"] + 1 if chunk else 1, "rows": 0}
+            query = added
+        else:
+            current = self.directory / table / self.files[table][str(chunk["number"])]
+            quoted = str(current).replace("'", "''")
+            query = f"SELECT * FROM read_parquet('{quoted}') UNION ALL BY NAME {added}"
+        self._write(con, table, str(chunk["number"]), query)
+        self.chunks[table] = {"number": chunk["number"], "rows": chunk["rows"] + top - mark}
+        self.watermarks[table] = top
+
+    def _write(self, con, table: str, key: str, query: str) -> None:
+        """A new file for `key` of `table`; the one it replaces is retired."""
+        name = f"{key}~{self.number}.parquet"
+        directory = self.directory / table
+        directory.mkdir(parents=True, exist_ok=True)
+        staged = self.tmp / f"{table}~{name}"
+        quoted = str(staged).replace("'", "''")
+        con.execute(f"COPY ({query}) TO '{quoted}' (FORMAT parquet, COMPRESSION zstd)")
+        os.replace(staged, directory / name)
+        old = self.files.setdefault(table, {}).get(key)
+        if old is not None and old != name:
+            self.retired.append((time.time(), f"{table}/{old}"))
+        self.files[table][key] = name
+
+    def _write_catalog(self, tables: list[str]) -> None:
+        """The catalog: one view per table over this publication's files, renamed into place."""
+        staged = self.tmp / CATALOG
+        staged.unlink(missing_ok=True)
+        catalog = duckdb.connect(str(staged))
+        try:
+            for table in tables:
+                # The file with no rows first: the view takes its columns from it.
+                names = sorted(self.files[table].items(), key=lambda kv: kv[0] != "_columns")
+                paths = [str(self.directory / table / name) for _, name in names]
+                listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+                catalog.execute(f'CREATE VIEW "{table}" AS SELECT * FROM read_parquet([{listed}])')
+        finally:
+            catalog.close()
+        os.replace(staged, self.directory / CATALOG)
+
+    def _save_state(self) -> None:
+        staged = self.tmp / "state.json"
+        state = {
+            "schema": self.schema,
+            "number": self.number,
+            "watermarks": self.watermarks,
+            "chunks": self.chunks,
+            "files": self.files,
+            "retired": self.retired,
+        }
+        staged.write_text(json.dumps(state))
+        os.replace(staged, self.state_file)
+
+    def _delete_retired(self) -> None:
+        now = time.time()
+        while self.retired and now - self.retired[0][0] > KEEP_SECONDS:
+            _, path = self.retired.pop(0)
+            (self.directory / path).unlink(missing_ok=True)
+
+
+def _tables(con) -> list[str]:
+    return [
+        name
+        for (name,) in con.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' AND table_schema = 'main' ORDER BY table_name"
+        ).fetchall()
+        if name not in PRIVATE
+    ]
+
+
+def _jobs_in(con, table: str, among: set[str] | None) -> list[str]:
+    """The jobs with rows in `table` (all, or those `among` the given ones)."""
+    if among is not None and not among:
+        return []
+    query = f'SELECT DISTINCT job_id FROM "{table}"'
+    if among is not None:
+        query += " WHERE job_id IN (SELECT unnest(?::VARCHAR[]))"
+    rows = con.execute(query, [] if among is None else [sorted(among)]).fetchall()
+    return [job for (job,) in rows]
+
+
+def _schema(con) -> list:
+    """Every table's columns and types, to notice columns added since the last publication."""
+    return [
+        list(row)
+        for row in con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
+        ).fetchall()
+    ]
+
+
+def _max_rowid(con, table: str) -> int:
+    return int(con.execute(f'SELECT coalesce(max(rowid), -1) FROM "{table}"').fetchone()[0])
+
+
+def _load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}

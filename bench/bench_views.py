@@ -1,7 +1,7 @@
 """What the views cost a job, and what a DuckDB client sees through them.
 
 One stack; jobs of N runs alternate between a writer that publishes the views
-(`GENEJOBS_VIEWS_INTERVAL`, default 2 s) and one that does not (0), the writer
+(`GENEJOBS_VIEWS_INTERVAL`, default 3 s) and one that does not (0), the writer
 restarted between them. During every job a client thread opens
 `views/genejobs.duckdb` read-only in its own process-like way (a new DuckDB
 connection each time, as the duckdb CLI or a notebook would), every 0.2 s,
@@ -33,8 +33,9 @@ OUT_JSON = Path(__file__).resolve().parent / "out" / "views.json"
 TISSUE = Path(__file__).resolve().parents[1] / "tests" / "data" / "tissue_gene_expression.csv.gz"
 
 
-def restart_writer(interval: str) -> None:
-    """Stop the writer, then let `genejobs up` start one with the views interval given."""
+def restart_writer(interval: str | None) -> None:
+    """Stop the writer, then let `genejobs up` start one with the views interval given
+    (None: the default)."""
     from genejobs.worker import inbox
     from genejobs.worker.config import settings
     from genejobs.worker.stack import running
@@ -45,7 +46,10 @@ def restart_writer(interval: str) -> None:
         deadline = time.monotonic() + 60
         while inbox.writer_alive(inbox.client()) and time.monotonic() < deadline:
             time.sleep(0.1)
-    os.environ["GENEJOBS_VIEWS_INTERVAL"] = interval
+    if interval is None:
+        os.environ.pop("GENEJOBS_VIEWS_INTERVAL", None)
+    else:
+        os.environ["GENEJOBS_VIEWS_INTERVAL"] = interval
     genejobs("up", "--workers", "2", "--no-flower", "--detach")
 
 
@@ -125,7 +129,7 @@ def main() -> None:
             for repeat in range(args.repeats):
                 order = ("on", "off") if repeat % 2 == 0 else ("off", "on")
                 for mode in order:
-                    restart_writer("2" if mode == "on" else "0")
+                    restart_writer(None if mode == "on" else "0")
                     result = one_job(args.model, args.runs, catalog)
                     log(
                         f"{mode}: {result['wall_s']:.1f} s, {result['opens']} opens, "

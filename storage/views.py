@@ -18,11 +18,11 @@ the size of the results:
 - Tables of a job's state (jobs, runs, search folds, SHAP shards, ...): one
   file per job and publication that touched it, `views/<table>/<job>~<n>.parquet`.
   `datasets` is one file.
-- Tables that only grow (importances, shap_rows, shap_values) are cut in
-  chunks of up to `CHUNK_ROWS` rows: the rows added since the last
-  publication (DuckDB's row ids grow with every insert, and these tables are
-  never updated or deleted from) make a new version of the newest chunk, or
-  start the next one. A publication writes at most one chunk per table.
+- Tables that only grow (importances, shap_rows, shap_values) get a part per
+  publication with the rows added since the last one (DuckDB's row ids grow
+  with every insert, and these tables are never updated or deleted from).
+  Parts merge eight at a time into a part one level up, so a row is rewritten
+  a few times in all and a table is a few dozen files.
 
 A file the current catalog no longer names is deleted `KEEP_SECONDS` (an hour)
 later: a connection kept open longer than that may find its files gone.
@@ -47,9 +47,8 @@ CATALOG = "genejobs.duckdb"
 GROWING = ("importances", "shap_rows", "shap_values")
 # Not published: the writer's own bookkeeping.
 PRIVATE = ("writer_fence",)
-# The newest chunk of a growing table gets a new version at each publication
-# until it holds this many rows: what a publication can cost, whatever the size.
-CHUNK_ROWS = 250_000
+# A growing table gets a part per publication; parts merge this many at a time.
+MERGE_FAN_IN = 8
 KEEP_SECONDS = 3600.0
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
@@ -69,7 +68,6 @@ class ViewPublisher:
         self.published_at = 0.0
         self.number = 0  # publications so far: names each new file
         self.watermarks: dict[str, int] = {}
-        self.chunks: dict[str, dict] = {}  # growing table -> its newest chunk: number, rows
         self.files: dict[str, dict[str, str]] = {}  # table -> key -> file name
         self.retired: list[tuple[float, str]] = []  # (wall time, path relative to directory)
         self.schema: list = []
@@ -143,7 +141,6 @@ class ViewPublisher:
         if usable:
             self.number = int(state.get("number", 0))
             self.watermarks = {t: int(saved[t]) for t in tops}
-            self.chunks = state.get("chunks", {})
             self.files = files
             self.retired = [tuple(r) for r in state.get("retired", [])]
             left = _load(self.dirty_file)
@@ -163,23 +160,38 @@ class ViewPublisher:
             self._write(con, table, "_columns", f'SELECT * FROM "{table}" LIMIT 0')
 
     def _grow(self, con, table: str) -> None:
-        """The rows added since the last publication: a new version of the newest chunk."""
+        """The rows added since the last publication as a new part; then merge where due."""
         top = _max_rowid(con, table)
         mark = self.watermarks.get(table, -1)
         if top <= mark:
             return
         added = f'SELECT * FROM "{table}" WHERE rowid > {mark} AND rowid <= {top}'
-        chunk = self.chunks.get(table)
-        if chunk is None or chunk["rows"] >= CHUNK_ROWS:
-            chunk = {"number": chunk["number"] + 1 if chunk else 1, "rows": 0}
-            query = added
-        else:
-            current = self.directory / table / self.files[table][str(chunk["number"])]
-            quoted = str(current).replace("'", "''")
-            query = f"SELECT * FROM read_parquet('{quoted}') UNION ALL BY NAME {added}"
-        self._write(con, table, str(chunk["number"]), query)
-        self.chunks[table] = {"number": chunk["number"], "rows": chunk["rows"] + top - mark}
+        self._write(con, table, f"L0-{self.number}", added)
         self.watermarks[table] = top
+        self._merge(con, table)
+
+    def _merge(self, con, table: str) -> None:
+        """Merge parts `MERGE_FAN_IN` at a time into one a level up, until no level is full.
+
+        A row is rewritten once per level, so a table of n rows in parts of r
+        costs O(n log(n / r)) in all and holds at most 8 parts per level.
+        """
+        while True:
+            levels: dict[int, list[str]] = {}
+            for key in self.files[table]:
+                if key.startswith("L"):
+                    level = int(key[1:].split("-")[0])
+                    levels.setdefault(level, []).append(key)
+            full = sorted(level for level, keys in levels.items() if len(keys) >= MERGE_FAN_IN)
+            if not full:
+                return
+            keys = sorted(levels[full[0]], key=lambda k: int(k.split("-")[1]))[:MERGE_FAN_IN]
+            paths = [str(self.directory / table / self.files[table][k]) for k in keys]
+            listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+            merged = f"L{full[0] + 1}-{self.number}"
+            self._write(con, table, merged, f"SELECT * FROM read_parquet([{listed}])")
+            for key in keys:
+                self.retired.append((time.time(), f"{table}/{self.files[table].pop(key)}"))
 
     def _write(self, con, table: str, key: str, query: str) -> None:
         """A new file for `key` of `table`; the one it replaces is retired."""
@@ -217,7 +229,6 @@ class ViewPublisher:
             "schema": self.schema,
             "number": self.number,
             "watermarks": self.watermarks,
-            "chunks": self.chunks,
             "files": self.files,
             "retired": self.retired,
         }

@@ -8,7 +8,6 @@ import time
 import duckdb
 import pytest
 
-from genejobs.storage import views
 from genejobs.storage.store import create_schema
 from genejobs.storage.views import CATALOG, ViewPublisher
 from genejobs.worker.config import settings
@@ -44,8 +43,7 @@ def _catalog(publisher: ViewPublisher):
     return duckdb.connect(str(publisher.directory / CATALOG), read_only=True)
 
 
-def test_every_row_once_through_chunks_and_updates(results, monkeypatch):
-    monkeypatch.setattr(views, "CHUNK_ROWS", 120)
+def test_every_row_once_through_merges_and_updates(results):
     con, publisher = results
     for seed in range(27):
         publisher.touch({"imp-a"})
@@ -59,9 +57,9 @@ def test_every_row_once_through_chunks_and_updates(results, monkeypatch):
         assert catalog.execute(
             "SELECT status, count(*) FROM runs GROUP BY ALL ORDER BY 1"
         ).fetchall() == [("done", 26), ("failed", 1)]
-    # Chunks of at least 120 rows (three runs of 50): nine files, not one per publication.
-    chunks = [key for key in publisher.files["importances"] if key != "_columns"]
-    assert chunks == [str(n) for n in range(1, 10)]
+    # 27 publications: three parts merged from eight each, and three new ones.
+    parts = sorted(key[:2] for key in publisher.files["importances"] if key != "_columns")
+    assert parts == ["L0"] * 3 + ["L1"] * 3
 
 
 def test_a_connection_keeps_its_snapshot_and_files_are_never_rewritten(results):
@@ -99,8 +97,7 @@ def test_a_new_writer_continues_where_the_last_one_published(results):
         assert catalog.execute("SELECT count(*) FROM importances").fetchone() == (100,)
 
 
-def test_readers_never_see_a_publication_half_done(results, monkeypatch):
-    monkeypatch.setattr(views, "CHUNK_ROWS", 500)
+def test_readers_never_see_a_publication_half_done(results):
     con, publisher = results
     publisher.publish(con)
     seen: list[tuple[int, int]] = []

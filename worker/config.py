@@ -13,7 +13,7 @@
 | GENEJOBS_FLOWER_PORT          | 5555                             |
 | GENEJOBS_LOCK_WAIT            | 30 (seconds a reader waits for   |
 |                               | the DuckDB file)                 |
-| GENEJOBS_VIEWS_INTERVAL       | 2 (seconds between publications  |
+| GENEJOBS_VIEWS_INTERVAL       | 3 (seconds between publications  |
 |                               | of $GENEJOBS_HOME/views; 0: off) |
 
 Settings are read when asked for, so a test or a launcher can change the
@@ -40,7 +40,7 @@ class Settings:
     restore_interval: int
     flower_port: int
     lock_wait: float
-    views_interval: float = 2.0  # seconds between view publications; 0: none
+    views_interval: float = 3.0  # seconds between view publications; 0: none
     redis_url_given: str = ""  # GENEJOBS_REDIS_URL as given (no password added)
 
     @property
@@ -149,7 +149,7 @@ def _settings(
         restore_interval=int(env.get("GENEJOBS_RESTORE_INTERVAL", "5")),
         flower_port=int(env.get("GENEJOBS_FLOWER_PORT", "5555")),
         lock_wait=float(env.get("GENEJOBS_LOCK_WAIT", "30")),
-        views_interval=float(env.get("GENEJOBS_VIEWS_INTERVAL", "2")),
+        views_interval=float(env.get("GENEJOBS_VIEWS_INTERVAL", "3")),
     )
 
 

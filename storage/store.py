@@ -418,7 +418,8 @@ class ResultStore:
             return self.con.execute(
                 _done_update(lambda _: "?"), [m[field] for field in (*DONE_FIELDS, *RUN_KEY)]
             ).fetchall()
-        fields = [{k: v for k, v in m.items() if k not in ("importances", "op")} for m in messages]
+        skip = ("importances", "importances_b", "op")
+        fields = [{k: v for k, v in m.items() if k not in skip} for m in messages]
         self.con.register("batch", pd.DataFrame(fields))
         try:
             return self.con.execute(

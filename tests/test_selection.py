@@ -193,3 +193,41 @@ def test_bad_stability_input_is_refused(tissue, args, expect):
 def test_stability_needs_two_fits(tissue):
     job_id = run("importance", tissue, "--model", "lr", "--runs", "1", "--wait").output.split()[1]
     refused("genes", "stability", "--job", job_id.rstrip(":"), expect="at least 2")
+
+
+def test_a_batch_of_pairs_results_records_both_halves_once(tmp_path):
+    """The writer's batch path (several messages in one UPDATE) with pairs results, repeated."""
+    import duckdb
+
+    from genejobs.storage.store import ResultStore, create_schema
+    from genejobs.tasks.importance import Selection, packed_selection
+
+    con = duckdb.connect(str(tmp_path / "results.duckdb"))
+    create_schema(con)
+    con.execute(
+        "INSERT INTO datasets (dataset_id, name, path, label_col, n_samples, n_genes, classes, "
+        "class_counts, genes) VALUES ('d', 'd', 'd.parquet', 'y', 4, 3, ['a', 'b'], [2, 2], "
+        "['g1', 'g2', 'g3'])"
+    )
+    con.execute(
+        "INSERT INTO runs (dataset_id, model, seed, job_id, status, test_size) "
+        "SELECT 'd', 'rf', seed, 'imp-p', 'pending', 0.5 FROM range(1, 4) t(seed)"
+    )
+    halves = (Selection((0, 2), (0.7, 0.3)), Selection((1,), (1.0,)))
+    messages = [
+        {
+            "op": "run_done", "job_id": "imp-p", "dataset_id": "d", "model": "rf", "seed": seed,
+            "n_train": 2, "n_test": 2, "accuracy": 1.0, "precision": 1.0, "recall": 1.0,
+            "f1": 1.0, "fit_seconds": 0.1, "n_selected": 2, "worker": "w",
+            "importances": packed_selection(halves[0]),
+            "importances_b": packed_selection(halves[1]),
+        }
+        for seed in (1, 2, 3)
+    ]  # fmt: skip
+    store = ResultStore(con)
+    assert store.record_done(messages) == {"imp-p"}
+    assert store.record_done(messages) == set()  # a redelivered batch changes nothing
+    rows = con.execute(
+        "SELECT seed, half, list(gene ORDER BY rank) FROM importances GROUP BY ALL ORDER BY 1, 2"
+    ).fetchall()
+    assert rows == [(s, h, ["g1", "g3"] if h == 0 else ["g2"]) for s in (1, 2, 3) for h in (0, 1)]

@@ -9,13 +9,14 @@ its 95% interval, and how the two agree: the overlap of their top-20 genes (by
 selection frequency, each fit selecting its top 20) and of their stable sets
 at pi (`genes compare`).
 
-    .venv/bin/python bench/bench_stability.py --model ada --reference-runs 2000
+    .venv/bin/python bench/bench_stability.py --model ada --reference-runs 2000 --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -59,6 +60,9 @@ def main() -> None:
     parser.add_argument("--model", default="ada")
     parser.add_argument("--reference-runs", type=int, default=2000)
     parser.add_argument("--pi", type=float, default=0.6)
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="Until-stable jobs (each on new seeds)."
+    )
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="genejobs-bench-stability-")
@@ -67,73 +71,87 @@ def main() -> None:
             "datasets", "add", str(TISSUE), "--label", "tissue", "--id-col", "sample_id",
             "--name", "tissue",
         )  # fmt: skip
-        log(f"{args.model} until stable")
-        stable_job = genejobs(
-            "importance", "tissue", "--model", args.model, "--until-stable",
-            "--top", str(TOP), "--no-wait",
-        ).stdout.strip()  # fmt: skip
-        stable_wall = wait_done(stable_job)
-        shown = json.loads(genejobs("jobs", "show", stable_job, "--format", "json").stdout)
-        rule = shown["params"]["until_stable"]
-        stable_runs = int(shown["done"]) + int(shown["failed"])
+        stable_jobs = []
+        for repeat in range(args.repeats):
+            log(f"{args.model} until stable ({repeat + 1} of {args.repeats})")
+            job = genejobs(
+                "importance", "tissue", "--model", args.model, "--until-stable",
+                "--top", str(TOP), "--no-wait",
+            ).stdout.strip()  # fmt: skip
+            wall = wait_done(job)
+            shown = json.loads(genejobs("jobs", "show", job, "--format", "json").stdout)
+            stable_jobs.append(
+                {
+                    "job": job,
+                    "wall_s": wall,
+                    "runs": int(shown["done"]) + int(shown["failed"]),
+                    "rule": shown["params"]["until_stable"],
+                }
+            )
         log(f"{args.model}: {args.reference_runs} runs")
         reference_job = genejobs(
             "importance", "tissue", "--model", args.model,
             "--runs", str(args.reference_runs), "--no-wait",
         ).stdout.strip()  # fmt: skip
         reference_wall = wait_done(reference_job)
-        tops = {job: top_genes(job) for job in (stable_job, reference_job)}
-        stabilities = {job: stability_of(job) for job in (stable_job, reference_job)}
-        compared = json.loads(
-            genejobs(
-                "genes", "compare", stable_job, reference_job, "--top", str(TOP),
-                "--pi", str(args.pi), "--format", "json",
-            ).stdout
-        )  # fmt: skip
+        reference_top = set(top_genes(reference_job))
+        reference_stability = stability_of(reference_job)
+        for entry in stable_jobs:
+            entry["stability"] = stability_of(entry["job"])
+            entry["top_overlap"] = len(set(top_genes(entry["job"])) & reference_top)
+            entry["compared"] = json.loads(
+                genejobs(
+                    "genes", "compare", entry["job"], reference_job, "--top", str(TOP),
+                    "--pi", str(args.pi), "--format", "json",
+                ).stdout
+            )  # fmt: skip
 
-    overlap = len(set(tops[stable_job]) & set(tops[reference_job]))
+    runs = [e["runs"] for e in stable_jobs]
     summary = {
         "model": args.model,
-        "until_stable": {
-            "job": stable_job,
-            "runs": stable_runs,
-            "wall_s": stable_wall,
-            "rounds": rule["rounds"],
-            "reason": rule["reason"],
-            "stability": stabilities[stable_job],
-        },
         "reference": {
             "job": reference_job,
             "runs": args.reference_runs,
             "wall_s": reference_wall,
-            "stability": stabilities[reference_job],
+            "stability": reference_stability,
         },
-        "runs_ratio": stable_runs / args.reference_runs,
-        f"top{TOP}_overlap": overlap,
-        f"top{TOP}_only_until_stable": sorted(set(tops[stable_job]) - set(tops[reference_job])),
-        f"top{TOP}_only_reference": sorted(set(tops[reference_job]) - set(tops[stable_job])),
-        "stable_sets": {
-            k: compared[k]
-            for k in ("pi", "a_stable", "b_stable", "both", "only_a", "only_b", "jaccard")
-        },
-        "stability_difference_p": compared["difference_p_value"],
+        "until_stable": [
+            {
+                **{k: e[k] for k in ("job", "runs", "wall_s", "stability", "top_overlap")},
+                "rounds": e["rule"]["rounds"],
+                "reason": e["rule"]["reason"],
+                "stable_sets": {
+                    k: e["compared"][k]
+                    for k in ("pi", "a_stable", "b_stable", "both", "only_a", "only_b", "jaccard")
+                },
+                "stability_difference_p": e["compared"]["difference_p_value"],
+            }
+            for e in stable_jobs
+        ],
+        "median_runs": statistics.median(runs),
+        "median_runs_ratio": statistics.median(runs) / args.reference_runs,
+        "median_wall_s": statistics.median(e["wall_s"] for e in stable_jobs),
     }
     OUT_JSON.parent.mkdir(exist_ok=True)
     OUT_JSON.write_text(json.dumps(summary, indent=2, default=float))
-    for name in ("until_stable", "reference"):
-        part = summary[name]
-        st = part["stability"]
-        print(
-            f"{name.replace('_', ' '):>12}: {part['runs']:5d} runs, {part['wall_s']:7.1f} s, "
-            f"stability {st['stability']:.3f} [{st['lo']:.3f}, {st['hi']:.3f}] (top {TOP})"
-        )
-    print(f"until stable stopped after {rule['rounds']} rounds: {rule['reason']}")
+    ref = reference_stability
     print(
-        f"runs used: {summary['runs_ratio']:.1%} of the reference; top-{TOP} overlap "
-        f"{overlap}/{TOP}; stable sets at pi={args.pi}: {len(compared['both'])} shared, "
-        f"{len(compared['only_a'])} only until-stable, {len(compared['only_b'])} only reference "
-        f"(Jaccard {compared['jaccard']:.2f}); stabilities differ: p = "
-        f"{compared['difference_p_value']:.3g}"
+        f"reference: {args.reference_runs} runs, {reference_wall:.1f} s, stability "
+        f"{ref['stability']:.3f} [{ref['lo']:.3f}, {ref['hi']:.3f}] (top {TOP})"
+    )
+    for e in summary["until_stable"]:
+        st, sets = e["stability"], e["stable_sets"]
+        print(
+            f"until stable: {e['runs']:4d} runs, {e['wall_s']:6.1f} s, stability "
+            f"{st['stability']:.3f} [{st['lo']:.3f}, {st['hi']:.3f}]; top-{TOP} overlap "
+            f"{e['top_overlap']}/{TOP}; stable at pi={args.pi}: {len(sets['both'])} shared, "
+            f"{len(sets['only_a'])} only here, {len(sets['only_b'])} only in the reference; "
+            f"stabilities differ p = {e['stability_difference_p']:.3g}"
+        )
+        print(f"    {e['reason']}")
+    print(
+        f"median: {summary['median_runs']:.0f} runs ({summary['median_runs_ratio']:.1%} of the "
+        f"reference), {summary['median_wall_s']:.1f} s (reference {reference_wall:.1f} s)"
     )
     print(f"written to {OUT_JSON}")
 

@@ -15,10 +15,10 @@ from genejobs.worker.config import settings
 @click.command()
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=0),
     default=os.cpu_count() or 1,
     show_default="number of cores",
-    help="Compute worker processes.",
+    help="Compute worker processes (0: none here, as on a machine that only runs the writer).",
 )
 @click.option("--no-flower", is_flag=True, help="Do not start Flower.")
 @click.option(

@@ -82,9 +82,17 @@ class Message:
 
     op: ClassVar[str]
 
-    def encode(self, **extra: Any) -> str:
-        """The message as JSON (with `extra` fields, such as a reply list)."""
-        return json.dumps({"op": self.op, **self.__dict__, **extra})
+    def encode(self, **extra: Any) -> bytes:
+        """The message as JSON (with `extra` fields, such as a reply list).
+
+        Numeric arrays (numpy) travel after the JSON, as raw little-endian
+        bytes: in the JSON each is `{"dtype", "at", "bytes"}`, its place in the
+        tail. A run's importances are thousands of numbers; as text (base64 or
+        JSON lists) they cost the writer more to parse than to store.
+        """
+        tail = bytearray()
+        head = json.dumps({"op": self.op, **_refs(self.__dict__, tail), **extra})
+        return head.encode() + (ARRAYS + bytes(tail) if tail else b"")
 
 
 REQUESTS: dict[str, type[Message]] = {}
@@ -340,12 +348,56 @@ _REQUIRED = {
 }
 
 
+# Between a message's JSON and its arrays' bytes (JSON as json.dumps writes it has no newline).
+ARRAYS = b"\n"
+_REF = frozenset(("dtype", "at", "bytes"))
+
+
+def _refs(values: dict, tail: bytearray) -> dict:
+    """`values` with each numpy array moved to `tail` and replaced by a reference to it."""
+    import numpy as np
+
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, np.ndarray):
+            data = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))
+            out[key] = {"dtype": data.dtype.str, "at": len(tail), "bytes": data.nbytes}
+            tail.extend(data.tobytes())
+        elif isinstance(value, dict):
+            out[key] = _refs(value, tail)
+        else:
+            out[key] = value
+    return out
+
+
+def _arrays(values: dict, tail: memoryview) -> dict:
+    """The inverse of `_refs`: references replaced by read-only arrays over `tail`."""
+    import numpy as np
+
+    for key, value in values.items():
+        if isinstance(value, dict):
+            if value.keys() == _REF:
+                dtype = np.dtype(value["dtype"])
+                at, size = int(value["at"]), int(value["bytes"])
+                if at < 0 or size < 0 or at + size > len(tail) or size % dtype.itemsize:
+                    raise ValueError(f"array {key!r} lies outside the message")
+                values[key] = np.frombuffer(tail, dtype, size // dtype.itemsize, at)
+            else:
+                _arrays(value, tail)
+    return values
+
+
 def decode(raw: bytes | str) -> dict[str, Any]:
     """A message from the inbox as a dict, checked against its definition.
 
     Raises ValueError for text that is not JSON, an unknown `op`, or missing fields.
     """
-    message = json.loads(raw)
+    if isinstance(raw, str):
+        raw = raw.encode()
+    head, split, tail = raw.partition(ARRAYS)
+    message = json.loads(head)
+    if split and isinstance(message, dict):
+        _arrays(message, memoryview(tail))
     if not isinstance(message, dict):
         raise ValueError("a message must be a JSON object")
     required = _REQUIRED.get(message.get("op"))

@@ -138,18 +138,15 @@ def error_from_reply(reply: dict[str, Any]) -> GenejobsError:
     return cls(reply["error"])
 
 
-def pack(values, dtype: str) -> dict[str, str]:
-    """A numeric array as JSON-safe text: little-endian bytes in base64.
-
-    A run's importances are thousands of numbers; as JSON lists they cost the
-    writer more to parse than to store.
-    """
-    array = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
-    return {"dtype": array.dtype.str, "data": base64.b64encode(array.tobytes()).decode()}
+def pack(values, dtype: str) -> np.ndarray:
+    """A numeric array as a message carries it: contiguous, little-endian (see contract.encode)."""
+    return np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
 
 
-def unpack(packed: dict[str, str]) -> np.ndarray:
-    """The array that `pack` encoded."""
+def unpack(packed) -> np.ndarray:
+    """The array a message carried: as decoded, or base64 text from messages of earlier versions."""
+    if isinstance(packed, np.ndarray):
+        return packed
     return np.frombuffer(base64.b64decode(packed["data"]), dtype=np.dtype(packed["dtype"]))
 
 

@@ -247,7 +247,7 @@ def start(workers: int, flower: bool, flower_port: int, progress=print) -> list[
         _wait_for(lambda: inbox.writer_alive(inbox.client()), "the writer", proc, 60, config)
         started.append("writer")
         progress(f"started the writer (pid {proc.pid}) on {config.db_path}")
-    if running(config, "compute") is None:
+    if workers > 0 and running(config, "compute") is None:
         node = f"compute-{uuid.uuid4().hex[:6]}@%h"
         proc = _launch(
             config,

@@ -68,6 +68,11 @@ CLIENT_PREFIX = "genejobs-writer:"
 BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
 
 
+def _plain(value):
+    """JSON for what a decoded message holds beyond JSON: its arrays, as lists."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
 class LockLost(Exception):
     """Another writer holds the lock now: this one must commit nothing more."""
 
@@ -416,10 +421,13 @@ class Writer:
             except (LockLost, *BROKER_DOWN):
                 raise
             except Exception:
-                log.exception("dead letter: %s", json.dumps(message)[:300])
+                log.exception("dead letter: %s", json.dumps(message, default=_plain)[:300])
                 self.redis.lpush(
                     inbox.DEAD_LETTERS,
-                    json.dumps({"message": message, "error": traceback.format_exc(limit=3)}),
+                    json.dumps(
+                        {"message": message, "error": traceback.format_exc(limit=3)},
+                        default=_plain,
+                    ),
                 )
         return touched
 

@@ -1,0 +1,212 @@
+"""The ceiling of one stack: how many results one writer takes, and how many units it dispatches.
+
+Ingest, per model (default lr and ada on the tissue data, 500 genes, 7 classes):
+a job of N runs is planned with the compute workers stopped, so its units wait
+in the queue; the writer is stopped; the inbox is filled with N real results,
+each the message one real fit of that model produced (the same importances
+under each planned seed, so every message has the real size and shape); then a
+writer starts and drains them. Timed: wall time from the writer's start until
+the last result is recorded, and the CPU seconds of the writer and of Redis
+meanwhile. One writer on one core: results/s, importance rows/s, and how many
+workers of that model it keeps busy (results/s x the model's seconds per fit).
+
+Dispatch: with `--dispatch-workers` compute processes, a job of `dummy` runs
+(fits nothing) from the request until every run is recorded: units/s through
+enqueue -> worker -> inbox -> writer.
+
+    .venv/bin/python bench/bench_ceiling.py --runs 4000 --dispatch-runs 3000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_importance import genejobs, local_stack, log  # noqa: E402
+
+OUT_JSON = Path(__file__).resolve().parent / "out" / "ceiling.json"
+TISSUE = Path(__file__).resolve().parents[1] / "tests" / "data" / "tissue_gene_expression.csv.gz"
+
+
+def _process(name: str):
+    import psutil
+
+    from genejobs.worker.config import settings
+    from genejobs.worker.stack import running
+
+    found = running(settings(), name)
+    return psutil.Process(found.pid) if found else None
+
+
+def _cpu(process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def one_fit(model: str) -> tuple:
+    """A real fit of `model` on the registered tissue data: its result, seconds per fit (median
+    of 3)."""
+    from genejobs.storage.datasets import load_matrix
+    from genejobs.storage.db import reading
+    from genejobs.tasks.importance import fit_run
+    from genejobs.worker.config import settings
+
+    with reading() as con:
+        (path,) = con.execute("SELECT path FROM datasets WHERE name = 'tissue'").fetchone()
+    matrix = load_matrix(settings().home / path)
+    results = [fit_run(matrix, model, seed, 0.3) for seed in (1, 2, 3)]
+    return results[0], statistics.median(r.fit_seconds for r in results)
+
+
+def ingest(model: str, runs: int) -> dict:
+    """Fill the inbox with `runs` real results of `model`; time a fresh writer draining them."""
+    from genejobs.storage.db import reading
+    from genejobs.tasks.importance import run_message
+    from genejobs.worker import inbox
+    from genejobs.worker.stack import stop
+
+    result, fit_seconds = one_fit(model)
+    job_id = genejobs(
+        "importance", "tissue", "--model", model, "--runs", str(runs), "--no-wait"
+    ).stdout.strip()
+    stop(("writer",), progress=lambda _: None)
+    with reading() as con:
+        dataset_id, seeds = con.execute(
+            "SELECT any_value(dataset_id), list(seed) FROM runs WHERE job_id = ?", [job_id]
+        ).fetchone()
+    conn = inbox.client()
+    pipe = conn.pipeline(transaction=False)
+    size = 0
+    for seed in seeds:
+        body = run_message(job_id, dataset_id, model, replace(result, seed=int(seed))).encode()
+        size += len(body)
+        pipe.lpush(inbox.INBOX, body)
+    pipe.execute()
+    redis_process = _process("redis")
+    redis_before = _cpu(redis_process)
+    started = time.monotonic()
+    genejobs("up", "--workers", "0", "--no-flower", "--detach")
+    writer = _process("writer")
+    writer_before = _cpu(writer)
+    while inbox.progress(job_id).get("done", 0) < runs:
+        time.sleep(0.02)
+    wall = time.monotonic() - started
+    writer_cpu = _cpu(writer) - writer_before
+    redis_cpu = _cpu(redis_process) - redis_before
+    # The job's tasks, still queued for the stopped workers, are done already.
+    conn.delete(inbox.COMPUTE_QUEUE)
+    genes = len(result.selection.gene_index)
+    return {
+        "model": model,
+        "runs": runs,
+        "genes_per_result": genes,
+        "message_bytes": size / runs,
+        "wall_s": wall,
+        "writer_cpu_s": writer_cpu,
+        "redis_cpu_s": redis_cpu,
+        "results_per_s": runs / wall,
+        "results_per_writer_cpu_s": runs / writer_cpu,
+        "rows_per_s": runs * genes / wall,
+        "fit_seconds": fit_seconds,
+        "workers_kept_busy": runs / wall * fit_seconds,
+    }
+
+
+def dispatch(runs: int, workers: int) -> dict:
+    from genejobs.worker import inbox
+
+    genejobs("up", "--workers", str(workers), "--no-flower", "--detach")
+    writer = _process("writer")
+    writer_before = _cpu(writer)
+    started = time.monotonic()
+    job_id = genejobs(
+        "importance", "tissue", "--model", "dummy", "--runs", str(runs), "--no-wait"
+    ).stdout.strip()
+    while inbox.progress(job_id).get("done", 0) < runs:
+        time.sleep(0.02)
+    wall = time.monotonic() - started
+    return {
+        "runs": runs,
+        "workers": workers,
+        "wall_s": wall,
+        "units_per_s": runs / wall,
+        "writer_cpu_per_unit_ms": (_cpu(writer) - writer_before) / runs * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="lr,ada")
+    parser.add_argument("--runs", type=int, default=4000, help="Results per ingest measurement.")
+    parser.add_argument("--dispatch-runs", type=int, default=3000)
+    parser.add_argument("--dispatch-workers", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    rows: dict[str, list[dict]] = {m: [] for m in args.models.split(",")}
+    dispatched: list[dict] = []
+    tmp = tempfile.TemporaryDirectory(prefix="genejobs-bench-ceiling-")
+    with tmp, local_stack(Path(tmp.name), workers=1):
+        genejobs(
+            "datasets", "add", str(TISSUE), "--label", "tissue", "--id-col", "sample_id",
+            "--name", "tissue",
+        )  # fmt: skip
+        for repeat in range(args.repeats):
+            from genejobs.worker.stack import stop
+
+            stop(("compute",), progress=lambda _: None)
+            for model in rows:
+                row = ingest(model, args.runs)
+                log(
+                    f"ingest {model} ({repeat + 1}/{args.repeats}): {row['results_per_s']:.0f} "
+                    f"results/s, writer {row['writer_cpu_s']:.1f} s CPU"
+                )
+                rows[model].append(row)
+            row = dispatch(args.dispatch_runs, args.dispatch_workers)
+            log(f"dispatch ({repeat + 1}/{args.repeats}): {row['units_per_s']:.0f} units/s")
+            dispatched.append(row)
+
+    summary = {
+        "ingest": {
+            model: {
+                key: statistics.median(r[key] for r in found) for key in found[0] if key != "model"
+            }
+            for model, found in rows.items()
+        },
+        "dispatch": {key: statistics.median(r[key] for r in dispatched) for key in dispatched[0]},
+        "raw": {"ingest": rows, "dispatch": dispatched},
+    }
+    OUT_JSON.parent.mkdir(exist_ok=True)
+    OUT_JSON.write_text(json.dumps(summary, indent=2))
+    print(f"one writer, one Redis; medians of {args.repeats} runs")
+    print(
+        f"{'model':>6} {'genes':>6} {'KB/msg':>7} {'results/s':>10} {'rows/s':>10} "
+        f"{'writer CPU/result':>18} {'Redis CPU/result':>17} {'s/fit':>6} {'workers':>8}"
+    )
+    for model, m in summary["ingest"].items():
+        print(
+            f"{model:>6} {m['genes_per_result']:6.0f} {m['message_bytes'] / 1024:7.1f} "
+            f"{m['results_per_s']:10.0f} {m['rows_per_s']:10.0f} "
+            f"{m['writer_cpu_s'] / m['runs'] * 1000:15.2f} ms "
+            f"{m['redis_cpu_s'] / m['runs'] * 1000:14.2f} ms "
+            f"{m['fit_seconds']:6.3f} {m['workers_kept_busy']:8.0f}"
+        )
+    d = summary["dispatch"]
+    print(
+        f"dispatch: {d['units_per_s']:.0f} units/s ({d['runs']:.0f} dummy runs, "
+        f"{d['workers']:.0f} worker processes), "
+        f"writer {d['writer_cpu_per_unit_ms']:.2f} ms CPU/unit"
+    )
+    print(f"written to {OUT_JSON}")
+
+
+if __name__ == "__main__":
+    main()

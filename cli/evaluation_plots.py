@@ -43,9 +43,20 @@ def confusion_png(matrix: np.ndarray, classes: list[str], title: str, path: str)
 def accuracy_png(accuracies: np.ndarray, title: str, path: str) -> None:
     """A histogram of holdout accuracy over split seeds, with its mean marked."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(accuracies, bins=min(30, max(5, len(accuracies) // 3)), color="#3b75af")
-    ax.axvline(float(np.mean(accuracies)), color="#c0392b", linestyle="--", label="mean")
+    low, high = float(np.min(accuracies)), float(np.max(accuracies))
+    if high - low < 1e-9:
+        # One value: one narrow bar at it, not a histogram stretched around it.
+        bins = [low - 0.005, low + 0.005]
+        ax.set_xlim(max(0.0, low - 0.1), min(1.0, low + 0.1) + 0.01)
+    else:
+        bins = min(30, max(5, len(accuracies) // 3))
+    ax.hist(accuracies, bins=bins, color="#3b75af")
+    mean = float(np.mean(accuracies))
+    ax.axvline(mean, color="#c0392b", linestyle="--", label=f"mean {mean:.3f}")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("holdout accuracy")
     ax.set_ylabel("split seeds")
     ax.legend()

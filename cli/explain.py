@@ -250,13 +250,18 @@ def global_(job_id, by_model, class_label, limit, plot, fmt):
         table = shap_queries.global_importance(con, job_id, by_model, class_label)
         sample = None
         if plot:
-            top = list(dict.fromkeys(table["feature"]))[:20]
+            from genejobs.cli.shap_plots import pooled
+
+            top = list(pooled(table).index[:20])
             sample = shap_queries.beeswarm_sample(con, job_id, top)
-    frame(table.head(limit) if limit else table, fmt, title=f"global SHAP, {job_id}")
+    scope = job_id + ("" if class_label is None else f", class {class_label}")
+    frame(table.head(limit) if limit else table, fmt, title=f"global SHAP, {scope}")
     if plot:
         from genejobs.cli.shap_plots import global_png
 
-        global_png(table, sample, job_id, plot)
+        pooled_over = [k for k in ("model", "class") if k in table.columns]
+        label = scope + (f", pooled over {' and '.join(pooled_over)}s" if pooled_over else "")
+        global_png(table, sample, label, plot)
 
 
 @shap.command()

@@ -38,6 +38,10 @@ def _cell(value) -> str:
     return str(value)
 
 
+def _is_id(column: str) -> bool:
+    return column == "id" or column.endswith(("_id", "_key")) or column in ("job", "unit")
+
+
 def frame(df: pd.DataFrame, fmt: str, title: str | None = None) -> None:
     """Print a DataFrame in the chosen format."""
     if fmt == "csv":
@@ -51,7 +55,12 @@ def frame(df: pd.DataFrame, fmt: str, title: str | None = None) -> None:
     table = Table(title=title, show_lines=False)
     for column in df.columns:
         numeric = pd.api.types.is_numeric_dtype(df[column])
-        table.add_column(str(column), justify="right" if numeric else "left")
+        if _is_id(str(column)) and not numeric:
+            # Ids are what a person copies: never cut or wrapped; other columns give way.
+            width = max([len(str(column)), *(len(_cell(v)) for v in df[column])])
+            table.add_column(str(column), no_wrap=True, min_width=width)
+        else:
+            table.add_column(str(column), justify="right" if numeric else "left")
     for row in df.itertuples(index=False):
         table.add_row(*(_cell(v) for v in row))
     _console().print(table)

@@ -15,10 +15,28 @@ def _pyplot():
     return plt
 
 
+# What a tree model's SHAP values add up to, by family (TreeExplainer's raw output).
+OUTPUT_UNITS = {
+    "xgboost": "log-odds",
+    "lightgbm": "log-odds",
+    "gbc": "log-odds",
+    "rf": "probability",
+    "et": "probability",
+    "dt": "probability",
+}
+
+
+def pooled(table: pd.DataFrame) -> pd.Series:
+    """Mean |SHAP| per feature over every row (models and classes pooled), largest first."""
+    weighted = (table["mean_abs_shap"] * table["rows"]).groupby(table["feature"]).sum()
+    pooled = weighted / table.groupby("feature")["rows"].sum()
+    return pooled.sort_values(ascending=False, kind="stable")
+
+
 def global_png(table: pd.DataFrame, sample: pd.DataFrame, title: str, path: str, top: int = 20):
     """Mean |SHAP| per feature as bars, beside a beeswarm of the same top features."""
     plt = _pyplot()
-    head = table.groupby("feature", sort=False)["mean_abs_shap"].mean().head(top)
+    head = pooled(table).head(top)
     features = list(head.index)[::-1]
     fig, (bars, swarm) = plt.subplots(
         1, 2, figsize=(13, max(3.0, 0.32 * len(features) + 1.2)), sharey=True
@@ -76,34 +94,52 @@ def waterfall_png(header: dict, contributions: pd.DataFrame, path: str, top: int
     ]
     steps = list(head["shap"])
     if len(contributions) > top:
-        labels.append(f"{len(contributions) - top} other features")
+        labels.append(f"{len(contributions) - top} other features (sum)")
         steps.append(rest)
     start = float(header["base_value"])
-    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.35 * len(steps) + 1.5)))
+    fig, ax = plt.subplots(figsize=(8.5, max(3.0, 0.35 * len(steps) + 1.8)))
     position = start
+    span = max(abs(s) for s in steps) if steps else 1.0
     for y, step in enumerate(steps):
-        ax.barh(
-            len(steps) - 1 - y,
-            step,
-            left=position,
-            color="#d6604d" if step > 0 else "#4393c3",
+        row = len(steps) - 1 - y
+        ax.barh(row, step, left=position, color="#d6604d" if step > 0 else "#4393c3")
+        end = position + step
+        ax.text(
+            end + (0.01 if step >= 0 else -0.01) * span,
+            row,
+            f"{step:+.3g}",
+            va="center",
+            ha="left" if step >= 0 else "right",
+            fontsize=7,
         )
-        position += step
+        position = end
+    reached = np.cumsum([start, *steps])
+    low, high = float(reached.min()), float(reached.max())
+    pad = 0.15 * ((high - low) or 1.0)
+    ax.set_xlim(low - pad, high + pad)  # room for the values beside the bars
     ax.set_yticks(range(len(steps)))
     ax.set_yticklabels(labels[::-1], fontsize=8)
-    ax.axvline(start, color="#666666", linewidth=0.8, linestyle=":")
-    ax.axvline(position, color="#111111", linewidth=0.8)
+    unit = OUTPUT_UNITS.get(str(header.get("family")), "raw output")
+    ax.axvline(
+        start, color="#666666", linewidth=0.8, linestyle=":", label=f"base value {start:.4g}"
+    )
+    ax.axvline(position, color="#111111", linewidth=0.8, label=f"output {position:.4g}")
+    ax.legend(loc="lower right", fontsize=7)
     probability = header.get("probability")
     suffix = (
         f", probability {probability:.3f}"
         if probability is not None and pd.notna(probability)
         else ""
     )
+    scope = f"model {header.get('model')}" + (
+        f", class {header['class']}" if pd.notna(header.get("class")) else ""
+    )
     ax.set_title(
-        f"{header['row_key']}: base {start:.3f} -> output {float(header['output']):.3f}{suffix}",
+        f"{header['row_key']} ({scope}): base {start:.3f} -> output "
+        f"{float(header['output']):.3f}{suffix}",
         fontsize=9,
     )
-    ax.set_xlabel("raw output (log-odds for boosters)")
+    ax.set_xlabel(f"model output ({unit}); red raises it, blue lowers it")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -5,11 +5,19 @@ from __future__ import annotations
 import click
 
 from genejobs.cli.output import format_option, frame
-from genejobs.storage import queries
+from genejobs.storage import queries, schema
 from genejobs.storage.db import reading
 
 
-@click.command()
+class _SqlCommand(click.Command):
+    """Its help lists the tables from the schema, built only when help is asked for."""
+
+    def format_help_text(self, ctx, formatter):
+        self.help = _tables_help()
+        super().format_help_text(ctx, formatter)
+
+
+@click.command(cls=_SqlCommand, short_help="Run read-only SQL (SELECT, EXPLAIN) on the results.")
 @click.argument("query")
 @format_option
 @click.option(
@@ -20,16 +28,25 @@ from genejobs.storage.db import reading
     help="Seconds to wait while the writer holds the file [default: $GENEJOBS_LOCK_WAIT or 30].",
 )
 def sql(query, fmt, lock_wait):
-    """Run read-only SQL (SELECT, EXPLAIN) on the results.
-
-    Tables: datasets, jobs, runs, importances; model_runs, search_folds,
-    test_results; shap_jobs, shap_models, shap_features, shap_shards,
-    shap_rows, shap_values. Statements that would write are refused, and the
-    query can read nothing but the results: no other file, no extension, no
-    setting changed.
-    """
     with reading(lock_wait, sealed=True) as con:
         frame(queries.run_sql(con, query), fmt)
+
+
+def _tables_help() -> str:
+    """Every table of the results file and its columns, read from the schema itself."""
+    lines = [
+        "Run read-only SQL (SELECT, EXPLAIN) on the results.",
+        "",
+        "Statements that would write are refused, and the query can read nothing but the "
+        "results: no other file, no extension, no setting changed. Other DuckDB clients: open "
+        "$GENEJOBS_HOME/views/genejobs.duckdb read-only (see `genejobs status`).",
+        "",
+        "\b",
+        "Tables and their columns:",
+    ]
+    for table, columns in schema.tables().items():
+        lines.append(f"  {table}: {', '.join(columns)}")
+    return "\n".join(lines)
 
 
 COMMANDS = [sql]

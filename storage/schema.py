@@ -289,3 +289,20 @@ DDL.append(
     )
     """
 )
+
+
+def tables() -> dict[str, list[str]]:
+    """Each table's columns, in order: the DDL above, run on an empty in-memory database."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        for statement in DDL:
+            con.execute(statement)
+        rows = con.execute(
+            "SELECT table_name, list(column_name ORDER BY ordinal_position) "
+            "FROM information_schema.columns GROUP BY table_name ORDER BY table_name"
+        ).fetchall()
+    finally:
+        con.close()
+    return {table: columns for table, columns in rows if table != "writer_fence"}

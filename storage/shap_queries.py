@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 
 from genejobs.storage.db import first
-from genejobs.worker.errors import NotFoundError
+from genejobs.worker.errors import InputError, NotFoundError
 
 
 def job(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:
@@ -68,8 +68,17 @@ def jobs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
-def _class_filter(class_label: int | None) -> tuple[str, list]:
-    return ("", []) if class_label is None else (" AND class = ?", [class_label])
+def _class_filter(con, job_id: str, class_label: int | None) -> tuple[str, list]:
+    """The SQL that keeps one class's values; a class the job's models lack is refused."""
+    if class_label is None:
+        return "", []
+    outputs = job_outputs(con, job_id)
+    if not 0 <= class_label < outputs:
+        known = "0" if outputs == 1 else f"0..{outputs - 1}"
+        raise InputError(
+            f"no class {class_label} in SHAP job {job_id}: its models' outputs are {known}"
+        )
+    return " AND class = ?", [class_label]
 
 
 def global_importance(
@@ -77,7 +86,7 @@ def global_importance(
 ) -> pd.DataFrame:
     """Mean |SHAP| per feature (and per model with `by_model`, per class for multiclass)."""
     n_outputs = job_outputs(con, job_id)
-    where, params = _class_filter(class_label)
+    where, params = _class_filter(con, job_id, class_label)
     keys = (["model_id"] if by_model else []) + (["class"] if n_outputs > 1 else [])
     group = ", ".join(["feature_id", *keys])
     frame = con.execute(
@@ -134,10 +143,10 @@ def local(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One prediction: its header (key, model, base value, output) and contributions by |SHAP|."""
     row_id = find_row(con, job_id, row)
-    where, params = _class_filter(class_label)
+    where, params = _class_filter(con, job_id, class_label)
     header = con.execute(
         f"""SELECT r.row_key, r.source_row, r.row_id, r.class, r.partition, m.source AS model,
-                   r.base_value, r.output, r.probability, r.additivity_error
+                   m.family, r.base_value, r.output, r.probability, r.additivity_error
             FROM shap_rows r JOIN shap_models m USING (job_id, model_id)
             WHERE r.job_id = ? AND r.row_id = ?{where.replace("class", "r.class")}
             ORDER BY r.class""",
@@ -162,7 +171,7 @@ def presence(con: duckdb.DuckDBPyConnection, job_id: str, class_label=None) -> p
     which it is also the feature of largest |SHAP|.
     """
     job_outputs(con, job_id)
-    where, params = _class_filter(class_label)
+    where, params = _class_filter(con, job_id, class_label)
     return con.execute(
         f"""WITH p AS (
                 SELECT feature_id,

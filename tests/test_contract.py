@@ -36,6 +36,12 @@ def test_arrays_round_trip_as_raw_bytes():
     assert inbox.unpack(packed["importance"]).dtype == np.dtype("<f8")
 
 
+def test_empty_arrays_round_trip():
+    # A model that selected no gene (dummy) sends empty arrays.
+    message = contract.decode(_run_done(importances=packed_selection(Selection())).encode())
+    assert inbox.unpack(message["importances"]["gene_index"]).size == 0
+
+
 def test_a_message_without_arrays_is_plain_json():
     assert json.loads(contract.Ping().encode()) == {"op": "ping"}
 
@@ -59,3 +65,4 @@ def test_the_writer_dead_letters_a_message_whose_arrays_do_not_fit(stack):
     conn.lpush(inbox.INBOX, head + contract.ARRAYS + tail[:5])
     wait_until(lambda: conn.llen(inbox.DEAD_LETTERS) == before + 1, timeout=60, what="dead letter")
     assert inbox.request(contract.Ping()) is not None  # the writer goes on
+    conn.lpop(inbox.DEAD_LETTERS)  # the stack is shared: leave its dead letters as they were

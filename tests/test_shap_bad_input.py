@@ -93,3 +93,9 @@ def test_an_unknown_job_or_row(small):
     refused("shap", "local", "shap-nope", "1", expect="unknown SHAP job 'shap-nope'")
     refused("shap", "local", small["job"], "no-such-row", expect="no row 'no-such-row'")
     refused("shap", "report", "shap-nope", "--out", str(small["folder"] / "r"), expect="unknown")
+
+
+@pytest.mark.parametrize("view", ["global", "presence"])
+def test_a_class_the_models_lack(small, view):
+    # The L2G models are binary: one output, class 0.
+    refused("shap", view, small["job"], "--class", "9", expect="no class 9 in SHAP job")

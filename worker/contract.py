@@ -91,8 +91,10 @@ class Message:
         JSON lists) they cost the writer more to parse than to store.
         """
         tail = bytearray()
-        head = json.dumps({"op": self.op, **_refs(self.__dict__, tail), **extra})
-        return head.encode() + (ARRAYS + bytes(tail) if tail else b"")
+        arrays: list[str] = []
+        head = json.dumps({"op": self.op, **_refs(self.__dict__, tail, arrays), **extra})
+        # The separator whenever there are arrays, even empty ones (a model that selected nothing).
+        return head.encode() + (ARRAYS + bytes(tail) if arrays else b"")
 
 
 REQUESTS: dict[str, type[Message]] = {}
@@ -353,8 +355,9 @@ ARRAYS = b"\n"
 _REF = frozenset(("dtype", "at", "bytes"))
 
 
-def _refs(values: dict, tail: bytearray) -> dict:
-    """`values` with each numpy array moved to `tail` and replaced by a reference to it."""
+def _refs(values: dict, tail: bytearray, arrays: list[str]) -> dict:
+    """`values` with each numpy array moved to `tail` and replaced by a reference to it
+    (its key added to `arrays`)."""
     import numpy as np
 
     out = {}
@@ -363,8 +366,9 @@ def _refs(values: dict, tail: bytearray) -> dict:
             data = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))
             out[key] = {"dtype": data.dtype.str, "at": len(tail), "bytes": data.nbytes}
             tail.extend(data.tobytes())
+            arrays.append(key)
         elif isinstance(value, dict):
-            out[key] = _refs(value, tail)
+            out[key] = _refs(value, tail, arrays)
         else:
             out[key] = value
     return out

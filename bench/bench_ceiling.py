@@ -2,10 +2,10 @@
 
 Ingest, per model (default lr and ada on the tissue data, 500 genes, 7 classes):
 a job of N runs is planned with the compute workers stopped, so its units wait
-in the queue; the writer is stopped; the inbox is filled with N real results,
-each the message one real fit of that model produced (the same importances
-under each planned seed, so every message has the real size and shape); then a
-writer starts and drains them. Timed: wall time from the writer's start until
+in the queue; the writer is suspended (SIGSTOP) while the inbox is filled with N
+real results, each the message one real fit of that model produced (the same
+importances under each planned seed, so every message has the real size and
+shape); then it resumes and drains them. Timed: wall time from the resume until
 the last result is recorded, and the CPU seconds of the writer and of Redis
 meanwhile. One writer on one core: results/s, importance rows/s, and how many
 workers of that model it keeps busy (results/s x the model's seconds per fit).
@@ -71,36 +71,37 @@ def ingest(model: str, runs: int) -> dict:
     from genejobs.storage.db import reading
     from genejobs.tasks.importance import run_message
     from genejobs.worker import inbox
-    from genejobs.worker.stack import stop
 
     result, fit_seconds = one_fit(model)
     job_id = genejobs(
         "importance", "tissue", "--model", model, "--runs", str(runs), "--no-wait"
     ).stdout.strip()
-    stop(("writer",), progress=lambda _: None)
     with reading() as con:
         dataset_id, seeds = con.execute(
             "SELECT any_value(dataset_id), list(seed) FROM runs WHERE job_id = ?", [job_id]
         ).fetchone()
-    conn = inbox.client()
-    pipe = conn.pipeline(transaction=False)
-    size = 0
-    for seed in seeds:
-        body = run_message(job_id, dataset_id, model, replace(result, seed=int(seed))).encode()
-        size += len(body)
-        pipe.lpush(inbox.INBOX, body)
-    pipe.execute()
-    redis_process = _process("redis")
-    redis_before = _cpu(redis_process)
-    started = time.monotonic()
-    genejobs("up", "--workers", "0", "--no-flower", "--detach")
+    bodies = [
+        run_message(job_id, dataset_id, model, replace(result, seed=int(seed))).encode()
+        for seed in seeds
+    ]
+    # The writer waits, stopped, while the inbox fills (its lock outlives a few seconds).
     writer = _process("writer")
-    writer_before = _cpu(writer)
+    writer.suspend()
+    try:
+        conn = inbox.client()
+        for start in range(0, len(bodies), 500):
+            conn.lpush(inbox.INBOX, *bodies[start : start + 500])
+        redis_process = _process("redis")
+        redis_before, writer_before = _cpu(redis_process), _cpu(writer)
+        started = time.monotonic()
+    finally:
+        writer.resume()
     while inbox.progress(job_id).get("done", 0) < runs:
-        time.sleep(0.02)
+        time.sleep(0.01)
     wall = time.monotonic() - started
     writer_cpu = _cpu(writer) - writer_before
     redis_cpu = _cpu(redis_process) - redis_before
+    size = sum(len(b) for b in bodies)
     # The job's tasks, still queued for the stopped workers, are done already.
     conn.delete(inbox.COMPUTE_QUEUE)
     genes = len(result.selection.gene_index)

@@ -200,7 +200,7 @@ class ViewPublisher:
         directory.mkdir(parents=True, exist_ok=True)
         staged = self.tmp / f"{table}~{name}"
         quoted = str(staged).replace("'", "''")
-        con.execute(f"COPY ({query}) TO '{quoted}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({query}) TO '{quoted}' (FORMAT parquet, COMPRESSION lz4)")
         os.replace(staged, directory / name)
         old = self.files.setdefault(table, {}).get(key)
         if old is not None and old != name:

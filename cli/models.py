@@ -39,21 +39,38 @@ def export():
 
 @export.command("model-runs")
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True,
+    "--layout",
+    type=click.Choice(["seed", "pycaret"]),
+    default="seed",
+    show_default=True,
+    help="seed: the columns of the seeds' pycaret_results.csv. pycaret: the columns of "
+    "PyCaret's pull() after compare_models (Model, Accuracy, AUC, Recall, Prec., F1, Kappa, "
+    "MCC, TT (Sec)), one leaderboard per job in rank order.",
+)
+@click.option("--job", "job_id", default=None, help="Only this search job's models.")
+@click.option("--dataset", default=None, help="Only searches on this dataset.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
     help="Output format.",
 )  # fmt: skip
 @click.option(
     "--out", type=click.Path(dir_okay=False), default=None, help="File to write [default: stdout]."
 )
-def model_runs(fmt, out):
-    """Every searched model in the columns of the seeds' pycaret_results.csv.
+def model_runs(layout, job_id, dataset, fmt, out):
+    """Every searched model, in the seeds' layout or PyCaret's.
 
-    run_id,run_date,mlr_dataset,split,setup,best,pred_accuracy,metrics_dict,
+    seed: run_id,run_date,mlr_dataset,split,setup,best,pred_accuracy,metrics_dict,
     accuracy,precision,recall,f1,roc_auc
     """
     with reading() as con:
-        table = model_queries.model_runs_export(con)
-    text = table.to_csv(index=False)
+        table = model_queries.model_runs_export(con, job_id=job_id, dataset=dataset)
+    if layout == "pycaret":
+        table = model_queries.pycaret_layout(table)
+    text = (
+        table.to_csv(index=False)
+        if fmt == "csv"
+        else table.to_json(orient="records", date_format="iso") + "\n"
+    )
     if out is None:
         click.echo(text, nl=False)
     else:

@@ -27,7 +27,10 @@ def print_leaderboard(job_id: str, fmt: str) -> None:
 
     with reading() as con:
         table = model_queries.leaderboard(con, job_id)
+        note = model_queries.auc_note(con, job_id, table)
     frame(table, fmt, title=f"search {job_id}")
+    if note:
+        click.echo(f"note: {note}", err=True)
     failed = table[table["status"] == "failed"]
     if fmt == "table" and len(failed):
         for row in failed.itertuples():

@@ -7,8 +7,9 @@ import json
 import duckdb
 import pandas as pd
 
+from genejobs.storage import queries
 from genejobs.storage.db import first
-from genejobs.tasks.candidates import METRIC_COLUMNS
+from genejobs.tasks.candidates import METRIC_COLUMNS, METRICS
 from genejobs.worker.errors import InputError, NotFoundError
 
 _METRICS = ", ".join(METRIC_COLUMNS)
@@ -22,6 +23,39 @@ def leaderboard(con: duckdb.DuckDBPyConnection, job_id: str) -> pd.DataFrame:
             ORDER BY rank NULLS LAST, position""",
         [job_id],
     ).df()
+
+
+def auc_note(con: duckdb.DuckDBPyConnection, job_id: str, table: pd.DataFrame) -> str | None:
+    """Why some models of a search score AUC 0, when they do: a validation fold lacked a class.
+
+    PyCaret scores AUC 0 when roc_auc_score fails, which it does for a fold whose
+    validation part lacks a class; stratified folds give every fold every class
+    only when each class has at least as many training samples as there are folds.
+    """
+    zero = table[(table["status"] == "done") & (table["auc"] == 0)]
+    if zero.empty:
+        return None
+    from genejobs.tasks.candidates import train_class_counts
+
+    params, classes, counts = first(
+        con.execute(
+            "SELECT j.params, d.classes, d.class_counts FROM jobs j JOIN datasets d "
+            "USING (dataset_id) WHERE j.job_id = ?",
+            [job_id],
+        ).fetchall()
+    )
+    setup = json.loads(params)
+    train = train_class_counts(list(counts), setup["train_size"], setup["session_id"])
+    short = [f"{c} ({n})" for c, n in zip(classes, train, strict=True) if n < setup["folds"]]
+    models = ", ".join(zero["model"])
+    if not short:
+        return f"AUC is 0 for {models}: PyCaret scores 0 when it cannot compute AUC on a fold"
+    return (
+        f"AUC is 0 for {models}, as PyCaret scores it: with {setup['folds']} folds, some "
+        f"validation folds lack a class, since these have fewer training samples than folds: "
+        f"{', '.join(short)}; fewer --folds, or `genejobs evaluate` (AUC on a holdout with "
+        "every class), gives a real AUC"
+    )
 
 
 def models(con: duckdb.DuckDBPyConnection, dataset: str | None = None) -> pd.DataFrame:
@@ -137,19 +171,34 @@ EXPORT_COLUMNS = [
 ]
 
 
-def model_runs_export(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def model_runs_export(
+    con: duckdb.DuckDBPyConnection, job_id: str | None = None, dataset: str | None = None
+) -> pd.DataFrame:
     """Every ranked or failed model in the column layout of the seeds' pycaret_results.csv.
 
     `metrics_dict` holds all the leaderboard's metrics (means, SDs, fit time) and
-    the job and model ids as JSON; `roc_auc` is PyCaret's AUC.
+    the job and model ids as JSON; `roc_auc` is PyCaret's AUC. `job_id` and
+    `dataset` (a name) keep one search's or one dataset's models.
     """
+    filters, params = ["m.status <> 'pending'"], []
+    if job_id is not None:
+        if not con.execute(
+            "SELECT 1 FROM jobs WHERE job_id = ? AND kind = 'search'", [job_id]
+        ).fetchall():
+            raise NotFoundError(f"unknown search job '{job_id}'; see `genejobs jobs list`")
+        filters.append("m.job_id = ?")
+        params.append(job_id)
+    if dataset is not None:
+        filters.append("m.dataset_id = ?")
+        params.append(queries.dataset(con, dataset)["dataset_id"])
     frame = con.execute(
         f"""SELECT m.model_id, m.job_id, m.model, m.name, m.status, m.rank, m.run_date, d.name AS
                    dataset, m.split, m.setup, m.best, m.pred_accuracy, {_METRICS},
                    {", ".join(c + "_sd" for c in METRIC_COLUMNS)}, m.fit_seconds
             FROM model_runs m JOIN datasets d USING (dataset_id)
-            WHERE m.status <> 'pending' ORDER BY m.run_date, m.job_id, m.rank NULLS LAST,
-                  m.position"""
+            WHERE {" AND ".join(filters)} ORDER BY m.run_date, m.job_id, m.rank NULLS LAST,
+                  m.position""",
+        params,
     ).df()
     metric_fields = [*METRIC_COLUMNS, *(c + "_sd" for c in METRIC_COLUMNS), "fit_seconds"]
     metrics_dict = [
@@ -183,3 +232,30 @@ def model_runs_export(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         },
         columns=EXPORT_COLUMNS,
     )
+
+
+def pycaret_layout(exported: pd.DataFrame) -> pd.DataFrame:
+    """The seeds' layout (from `model_runs_export`) as PyCaret's pull() shows a leaderboard.
+
+    One row per ranked model, each job's in rank order: job and model ids, then
+    PyCaret's id (the index of pull()) and its columns, values unrounded.
+    """
+    rows = []
+    for record in exported.to_dict("records"):
+        metrics = json.loads(record["metrics_dict"])
+        if metrics["rank"] is None:
+            continue
+        rows.append(
+            {
+                "job_id": metrics["job_id"],
+                "model_id": record["run_id"],
+                "rank": metrics["rank"],
+                "id": metrics["model"],
+                "Model": metrics["name"],
+                **{m.display: metrics[m.column] for m in METRICS},
+                "TT (Sec)": metrics["fit_seconds"],
+            }
+        )
+    columns = ["job_id", "model_id", "rank", "id", "Model", *(m.display for m in METRICS)]
+    frame = pd.DataFrame(rows, columns=[*columns, "TT (Sec)"])
+    return frame.sort_values(["job_id", "rank"], kind="stable").reset_index(drop=True)

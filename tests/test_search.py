@@ -297,3 +297,34 @@ def test_shap_explains_a_searched_tree_model_and_refuses_others(small):
     refused("shap", "run", small, "--model", f"genejobs:{linear}", expect="not a tree model")
     # Loading a saved pipeline imports PyCaret, which must not leave its log behind.
     assert not Path("logs.log").exists() and not list(settings().home.rglob("logs.log"))
+
+
+def test_export_in_pycarets_layout_one_job(searched):
+    job_id, board = searched
+    out = run("export", "model-runs", "--layout", "pycaret", "--job", job_id, "--format", "json")
+    table = pd.read_json(io.StringIO(out.output))
+    assert list(table.columns) == [
+        "job_id", "model_id", "rank", "id", "Model", "Accuracy", "AUC", "Recall", "Prec.",
+        "F1", "Kappa", "MCC", "TT (Sec)",
+    ]  # fmt: skip
+    ranked = board[board["status"] == "done"]
+    assert list(table["model_id"]) == list(ranked["model_id"])
+    assert set(table["job_id"]) == {job_id}
+    assert list(table["rank"]) == list(range(1, len(table) + 1))
+    for m in METRICS:
+        assert np.allclose(table[m.display], ranked[m.column].to_numpy(dtype=float))
+    by_dataset = run("export", "model-runs", "--dataset", SMALL, "--format", "csv").output
+    assert all(row["mlr_dataset"] == SMALL for row in csv.DictReader(io.StringIO(by_dataset)))
+    refused("export", "model-runs", "--job", "srch-none", expect="unknown search job 'srch-none'")
+
+
+def test_auc_zero_comes_with_its_reason(stack, tmp_path):
+    table = expression(samples=60, genes=20, classes=3, seed=5)
+    rare = table.index[table["tissue"] == "tissue_C"][8:]
+    table.loc[rare, "tissue"] = "tissue_A"  # tissue_C keeps 8 samples: ~6 in training
+    path = tmp_path / "rare_class.csv"
+    table.to_csv(path, index=False)
+    run("datasets", "add", str(path), "--label", "tissue", "--id-col", "sample_id")
+    result = run("search", "rare_class", "--models", "lr", "--folds", "10", "--wait")
+    assert "note: AUC is 0 for lr" in result.stderr
+    assert "tissue_C (" in result.stderr and "fewer training samples than folds" in result.stderr

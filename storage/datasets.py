@@ -40,6 +40,9 @@ class PreparedDataset:
     classes: tuple[str, ...]
     class_counts: tuple[int, ...]
     dataset_id: str
+    # "int" when the file's labels are integers (a 0/1 label): searches hand PyCaret
+    # integers then, as pandas reads the file, so its binary metrics are for class 1.
+    label_type: str = "str"
 
     def metadata(self) -> dict:
         return {
@@ -232,6 +235,7 @@ def prepare(
         classes=tuple(str(c) for c in classes),
         class_counts=tuple(int(n) for n in counts),
         dataset_id=content_hash(out, label_col),
+        label_type="int" if pd.api.types.is_integer_dtype(labels) else "str",
     )
 
 
@@ -254,7 +258,11 @@ def write_parquet(prepared: PreparedDataset, directory: Path) -> Path:
     table = pa.Table.from_pandas(prepared.frame, preserve_index=True)
     meta = dict(table.schema.metadata or {})
     meta[META_KEY] = json.dumps(
-        {"label_col": prepared.label_col, "id_col": prepared.id_col}
+        {
+            "label_col": prepared.label_col,
+            "id_col": prepared.id_col,
+            "label_type": prepared.label_type,
+        }
     ).encode()
     table = table.replace_schema_metadata(meta)
     path = directory / f".{prepared.dataset_id}.{uuid.uuid4().hex}.parquet"
@@ -287,4 +295,7 @@ def load_frame(path: Path) -> tuple[pd.DataFrame, str, str | None]:
 
     table = pq.read_table(path)
     meta = json.loads(table.schema.metadata[META_KEY])
-    return table.to_pandas(), meta["label_col"], meta["id_col"]
+    frame = table.to_pandas()
+    if meta.get("label_type") == "int":
+        frame[meta["label_col"]] = frame[meta["label_col"]].astype("int64")
+    return frame, meta["label_col"], meta["id_col"]

@@ -328,3 +328,31 @@ def test_auc_zero_comes_with_its_reason(stack, tmp_path):
     result = run("search", "rare_class", "--models", "lr", "--folds", "10", "--wait")
     assert "note: AUC is 0 for lr" in result.stderr
     assert "tissue_C (" in result.stderr and "fewer training samples than folds" in result.stderr
+
+
+def test_a_0_1_label_stays_integer_and_the_leaderboard_is_pycarets(stack, tmp_path, monkeypatch):
+    """On a user's file whose label is 0/1, PyCaret reports binary metrics for class 1."""
+    from genejobs.tasks.search import SearchSetup, experiment
+
+    table = expression(samples=80, genes=15, classes=2, informative=4, seed=3)
+    table["tissue"] = (table["tissue"] == "tissue_B").astype(int)
+    path = tmp_path / "binary01.csv"
+    table.to_csv(path, index=False)
+    run("datasets", "add", str(path), "--label", "tissue", "--id-col", "sample_id")
+    result = run(
+        "search", "binary01", "--models", "lr,dt,nb", "--folds", "3", "--session-id", "1",
+        "--wait", "--format", "json",
+    )  # fmt: skip
+    ranked = pd.read_json(io.StringIO(result.stdout)).query("status == 'done'")
+    monkeypatch.chdir(tmp_path)
+    frame = pd.read_csv(path).set_index("sample_id")  # the file as pandas reads it
+    assert frame["tissue"].dtype.kind == "i"
+    exp = experiment(frame, "tissue", SearchSetup(1, 0.7, 3))
+    exp.compare_models(include=["lr", "dt", "nb"], verbose=False, n_select=1)
+    reference = exp.pull()
+    assert list(ranked["model"]) == list(reference.index)
+    for m in METRICS:
+        ours = ranked[m.column].to_numpy(dtype=float)
+        assert np.abs(ours - reference[m.display].to_numpy(dtype=float)).max() < 1e-6, m.display
+    # Binary recall of class 1, not the weighted recall that equals accuracy.
+    assert (ranked["recall"] != ranked["accuracy"]).any()

@@ -185,18 +185,19 @@ class Writer:
         # (reopening costs more than a batch), and at least every max_hold.
         held_too_long = self.con is not None and time.monotonic() - self.opened_at > self.max_hold
         idle = not raw and not self._tasks_queued() and not self.dispatcher.outbox
-        self._publish_views(idle)
+        self._publish_views()
         if held_too_long or idle:
             self._close()
             if held_too_long:
                 time.sleep(self.reader_window)
 
-    def _publish_views(self, idle: bool) -> None:
-        """Publish the results' changes for other DuckDB clients (storage.views): every
-        `views_interval` seconds while work comes, and at once when it stops."""
+    def _publish_views(self) -> None:
+        """Publish the results' changes for other DuckDB clients (storage.views), at most
+        every `views_interval` seconds: not at once after each change, which would hold up
+        the next request of someone running one small job after another."""
         if self.views is None or not self.views.pending:
             return
-        if not idle and time.monotonic() - self.views.published_at < self.config.views_interval:
+        if time.monotonic() - self.views.published_at < self.config.views_interval:
             return
         self._ensure_open()
         try:

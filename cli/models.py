@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from genejobs.cli.output import format_option, frame, record
@@ -30,6 +32,48 @@ def show(model_id, fmt):
     """Show one model: setup, scores and SDs, estimator and parameters, artifact, tests."""
     with reading() as con:
         record(model_queries.model(con, model_id), fmt, title=f"model {model_id}")
+
+
+@models.command()
+@click.argument("model_id")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait until the model is saved (or saving failed).",
+)
+def finalize(model_id, wait):
+    """Save any ranked model of a search as the best one is saved.
+
+    Refitted on the training split (its holdout accuracy is recorded), then on
+    all the data, as PyCaret's finalize_model does; saved under models/ in the
+    data dir with its sha256, so `shap run --model genejobs:MODEL_ID` and
+    `evaluate` can use it.
+    """
+    from genejobs.worker import inbox
+    from genejobs.worker.contract import FinalizeModel
+
+    reply = inbox.request(FinalizeModel(model_id=model_id))
+    if reply["artifact_path"] is not None:
+        click.echo(f"model {model_id} is already saved as {reply['artifact_path']}")
+        return
+    if not wait:
+        click.echo(f"model {model_id}: saving")
+        return
+    click.echo(f"model {model_id}: refitting and saving ...", err=True)
+    while True:
+        with reading() as con:
+            saved, error, accuracy = con.execute(
+                "SELECT artifact_path, finalize_error, pred_accuracy FROM model_runs "
+                "WHERE model_id = ?",
+                [model_id],
+            ).fetchone()
+        if saved is not None:
+            click.echo(f"model {model_id} saved as {saved} (holdout accuracy {accuracy:.4f})")
+            return
+        if error is not None:
+            raise click.ClickException(f"saving model {model_id} failed: {error}")
+        time.sleep(0.5)
 
 
 @click.group()

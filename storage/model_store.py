@@ -401,7 +401,8 @@ class ModelStore:
         try:
             row = first(
                 self.con.execute(
-                    "SELECT artifact_sha256 FROM model_runs WHERE model_id = ? AND best",
+                    "SELECT artifact_sha256 FROM model_runs "
+                    "WHERE model_id = ? AND (best OR finalize_requested)",
                     [message["model_id"]],
                 ).fetchall()
             )
@@ -471,6 +472,28 @@ class ModelStore:
         return touched
 
     # progress ---------------------------------------------------------------------
+
+    def request_finalize(self, model_id: str) -> dict:
+        """Ask for a ranked model to be saved as the best one is (`models finalize`)."""
+        row = first(
+            self.con.execute(
+                "SELECT job_id, status, artifact_path FROM model_runs WHERE model_id = ?",
+                [model_id],
+            ).fetchall()
+        )
+        if row is None:
+            raise NotFoundError(f"unknown model '{model_id}'; see `genejobs models list`")
+        job_id, status, artifact = row
+        if artifact is not None:
+            return {"job_id": job_id, "model_id": model_id, "artifact_path": artifact}
+        if status != DONE:
+            raise InputError(f"model {model_id} is {status}, not ranked: only ranked models save")
+        self.con.execute(
+            "UPDATE model_runs SET finalize_requested = true, finalize_error = NULL "
+            "WHERE model_id = ?",
+            [model_id],
+        )
+        return {"job_id": job_id, "model_id": model_id, "artifact_path": None}
 
     def job_counts(self, job_ids: set[str]) -> dict[str, dict[str, int]]:
         """Counts by status for the searches and evaluations among `job_ids`.

@@ -113,13 +113,15 @@ def _search_folds(con, job_ids) -> list[Unit]:
 
 
 def finalize_steps(con, job_ids) -> list[Unit]:
-    """A search's best model, ranked and not yet saved nor failed to save."""
+    """A search's best model, and any model `models finalize` asked for: ranked and not yet
+    saved nor failed to save."""
     where, args = _job_filter("m.job_id", job_ids)
     rows = con.execute(
         f"""SELECT m.job_id, m.model_id, m.model, j.params, d.path
             FROM model_runs m JOIN jobs j ON j.job_id = m.job_id
             JOIN datasets d ON d.dataset_id = j.dataset_id
-            WHERE m.best AND m.artifact_sha256 IS NULL AND m.finalize_error IS NULL
+            WHERE (m.best OR (m.finalize_requested AND m.status = 'done'))
+              AND m.artifact_sha256 IS NULL AND m.finalize_error IS NULL
               AND NOT j.cancelled{where} ORDER BY m.model_id""",
         args,
     ).fetchall()

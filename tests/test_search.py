@@ -356,3 +356,22 @@ def test_a_0_1_label_stays_integer_and_the_leaderboard_is_pycarets(stack, tmp_pa
         assert np.abs(ours - reference[m.display].to_numpy(dtype=float)).max() < 1e-6, m.display
     # Binary recall of class 1, not the weighted recall that equals accuracy.
     assert (ranked["recall"] != ranked["accuracy"]).any()
+
+
+def test_any_ranked_model_can_be_saved_as_the_best_one_is(searched):
+    import hashlib
+
+    job_id, board = searched
+    second = board[board["rank"] == 2]["model_id"].iloc[0]
+    out = run("models", "finalize", second).output
+    assert f"model {second} saved as models/{second}.joblib" in out
+    (path, digest, accuracy), = sql(
+        f"SELECT artifact_path, artifact_sha256, pred_accuracy FROM model_runs "
+        f"WHERE model_id = '{second}'"
+    )  # fmt: skip
+    saved = settings().home / path
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == digest and 0 <= accuracy <= 1
+    assert "already saved" in run("models", "finalize", second).output
+    failed = board[board["status"] == "failed"]["model_id"].iloc[0]
+    refused("models", "finalize", failed, expect="not ranked")
+    refused("models", "finalize", "srch-none-lr", expect="unknown model 'srch-none-lr'")

@@ -197,6 +197,15 @@ class PlanShap(Message):
 
 @_request
 @dataclass(frozen=True)
+class FinalizeModel(Message):
+    """Save a search's model (any, not only the best) as the best one is saved."""
+
+    op: ClassVar[str] = "finalize_model"
+    model_id: str
+
+
+@_request
+@dataclass(frozen=True)
 class CancelJob(Message):
     op: ClassVar[str] = "cancel_job"
     job_id: str

@@ -464,6 +464,12 @@ class Writer:
         job_id = reply.get("job_id")
         if job_id is None:
             return
+        if op == contract.FinalizeModel.op:
+            if reply["artifact_path"] is None:
+                wanted = f"{reply['model_id']}-finalize"
+                found = [u for u in units.finalize_steps(self.con, {job_id}) if u.unit_id == wanted]
+                self.dispatcher.resend(found)
+            return
         if op in PLANS:
             found = units.pending(self.con, {job_id}, PLANS[op])
             reply["sent"] = self.dispatcher.send_new(found)
@@ -553,6 +559,9 @@ class Writer:
 
     def _op_plan_shap(self, m: dict) -> dict:
         return self.shap.plan(m)
+
+    def _op_finalize_model(self, m: dict) -> dict:
+        return self.models.request_finalize(m["model_id"])
 
     def _op_ping(self, m: dict) -> dict:
         return {"writer": self.identity}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
@@ -123,4 +124,59 @@ def model_runs(layout, job_id, dataset, fmt, out):
         click.echo(f"wrote {len(table)} model runs to {out}", err=True)
 
 
-COMMANDS = [models, export]
+@click.command()
+@click.argument("model_id")
+@click.argument("table", type=click.Path(path_type=Path))
+@click.option("--id-col", default=None, help="The table's sample id column, kept with each row.")
+@click.option(
+    "--raw-score", is_flag=True, help="One probability column per class, as predict_model's."
+)
+@click.option(
+    "--all-columns", is_flag=True, help="Print the input columns too [default: ids, predictions]."
+)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write a CSV here.")
+@format_option
+def predict(model_id, table, id_col, raw_score, all_columns, out, fmt):
+    """Predict TABLE (CSV, TSV or Parquet) with a saved model, as PyCaret's predict_model does.
+
+    The model is the pipeline `models finalize` (or a search, for its best
+    model) saved, loaded only when its bytes have the recorded sha256. Adds
+    `prediction_label` and `prediction_score` (and with --raw-score one
+    `prediction_score_<class>` per class); a label column in the table is kept.
+    """
+    from genejobs.storage.datasets import listed, read_table
+    from genejobs.tasks.artifacts import load_artifact
+    from genejobs.worker.config import settings
+    from genejobs.worker.errors import InputError
+
+    with reading() as con:
+        found = model_queries.saved_model(con, model_id)
+    data = read_table(table)
+    if id_col is not None:
+        if id_col not in data.columns:
+            raise InputError(f"no column '{id_col}' in {table}")
+        data = data.set_index(id_col)
+    missing = [g for g in found["genes"] if g not in data.columns]
+    if missing:
+        raise InputError(
+            f"{table} lacks {len(missing)} gene columns the model needs: {listed(missing)}"
+        )
+    pipeline = load_artifact(settings().home / found["artifact_path"], found["artifact_sha256"])
+    from pycaret.classification import ClassificationExperiment
+
+    predicted = ClassificationExperiment().predict_model(
+        pipeline, data=data, raw_score=raw_score, verbose=False
+    )
+    if not all_columns:
+        keep = [c for c in predicted.columns if c.startswith("prediction_")]
+        keep = ([found["label_col"]] if found["label_col"] in predicted.columns else []) + keep
+        predicted = predicted[keep]
+    predicted = predicted.reset_index()
+    if out is not None:
+        predicted.to_csv(out, index=False)
+        click.echo(f"wrote {len(predicted)} predictions to {out}", err=True)
+        return
+    frame(predicted, fmt, title=f"predictions of {model_id}")
+
+
+COMMANDS = [models, export, predict]

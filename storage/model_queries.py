@@ -25,6 +25,24 @@ def leaderboard(con: duckdb.DuckDBPyConnection, job_id: str) -> pd.DataFrame:
     ).df()
 
 
+def saved_model(con: duckdb.DuckDBPyConnection, model_id: str) -> dict:
+    """A model's artifact, hash and its dataset's genes and label; refused when not saved."""
+    row = first(
+        con.execute(
+            "SELECT m.artifact_path, m.artifact_sha256, d.genes, d.label_col FROM model_runs m "
+            "JOIN datasets d USING (dataset_id) WHERE m.model_id = ?",
+            [model_id],
+        ).fetchall()
+    )
+    if row is None:
+        raise NotFoundError(f"unknown model '{model_id}'; see `genejobs models list`")
+    if row[0] is None:
+        raise InputError(
+            f"model {model_id} is not saved; save it with `genejobs models finalize {model_id}`"
+        )
+    return dict(zip(("artifact_path", "artifact_sha256", "genes", "label_col"), row, strict=True))
+
+
 def auc_note(con: duckdb.DuckDBPyConnection, job_id: str, table: pd.DataFrame) -> str | None:
     """Why some models of a search score AUC 0, when they do: a validation fold lacked a class.
 

@@ -375,3 +375,35 @@ def test_any_ranked_model_can_be_saved_as_the_best_one_is(searched):
     failed = board[board["status"] == "failed"]["model_id"].iloc[0]
     refused("models", "finalize", failed, expect="not ranked")
     refused("models", "finalize", "srch-none-lr", expect="unknown model 'srch-none-lr'")
+
+
+def test_predict_with_a_saved_model_as_predict_model_does(searched, tmp_path):
+    from genejobs.tasks.artifacts import load_artifact
+
+    job_id, board = searched
+    best = board[board["rank"] == 1]["model_id"].iloc[0]
+    table = small_table()
+    path = tmp_path / "new.csv"
+    table.to_csv(path, index=False)
+    out = run("predict", best, str(path), "--id-col", "sample_id", "--format", "json")
+    predicted = pd.read_json(io.StringIO(out.output))
+    columns = ["sample_id", "tissue", "prediction_label", "prediction_score"]
+    assert list(predicted.columns) == columns
+    assert list(predicted["sample_id"]) == list(table["sample_id"])
+    ((artifact, digest),) = sql(
+        f"SELECT artifact_path, artifact_sha256 FROM model_runs WHERE model_id = '{best}'"
+    )
+    pipeline = load_artifact(settings().home / artifact, digest)
+    expected = pipeline.predict(table.drop(columns=["tissue"]).set_index("sample_id"))
+    assert list(predicted["prediction_label"]) == list(expected)
+    assert predicted["prediction_score"].between(0, 1).all()
+    raw = pd.read_json(io.StringIO(
+        run("predict", best, str(path), "--raw-score", "--format", "json").output
+    ))  # fmt: skip
+    assert {"prediction_score_tissue_A", "prediction_score_tissue_C"} <= set(raw.columns)
+
+    unsaved = board[(board["status"] == "done") & (board["rank"] > 2)]["model_id"].iloc[0]
+    refused("predict", unsaved, str(path), expect=f"model {unsaved} is not saved")
+    table.drop(columns=["GENE0001", "SIG01"]).to_csv(tmp_path / "fewer.csv", index=False)
+    refused("predict", best, str(tmp_path / "fewer.csv"), expect="lacks 2 gene columns")
+    refused("predict", "srch-none-lr", str(path), expect="unknown model")

@@ -313,11 +313,12 @@ def presence(job_id, class_label, plot, fmt):
     """
     with reading() as con:
         table = shap_queries.presence(con, job_id, class_label)
-    frame(table, fmt, title=f"SHAP by presence, {job_id}")
+    scope = job_id + ("" if class_label is None else f", class {class_label}")
+    frame(table, fmt, title=f"SHAP by presence, {scope}")
     if plot:
         from genejobs.cli.shap_plots import presence_png
 
-        presence_png(table, job_id, plot)
+        presence_png(table, scope, plot)
 
 
 @shap.command()

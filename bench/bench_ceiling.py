@@ -124,7 +124,7 @@ def ingest(model: str, runs: int) -> dict:
 def dispatch(runs: int, workers: int) -> dict:
     from genejobs.worker import inbox
 
-    genejobs("up", "--workers", str(workers), "--no-flower", "--detach")
+    genejobs("up", "--workers", str(workers), "--no-flower", "--no-explorer", "--detach")
     writer = _process("writer")
     writer_before = _cpu(writer)
     started = time.monotonic()

@@ -126,7 +126,7 @@ def local_stack(home: Path, workers: int) -> Iterator[None]:
     )
     log(f"starting the stack in {home} at {os.environ['GENEJOBS_REDIS_URL']}")
     try:
-        genejobs("up", "--workers", str(workers), "--no-flower", "--detach")
+        genejobs("up", "--workers", str(workers), "--no-flower", "--no-explorer", "--detach")
         yield
     finally:
         log("stopping the stack")

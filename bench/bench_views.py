@@ -50,7 +50,7 @@ def restart_writer(interval: str | None) -> None:
         os.environ.pop("GENEJOBS_VIEWS_INTERVAL", None)
     else:
         os.environ["GENEJOBS_VIEWS_INTERVAL"] = interval
-    genejobs("up", "--workers", "2", "--no-flower", "--detach")
+    genejobs("up", "--workers", "2", "--no-flower", "--no-explorer", "--detach")
 
 
 class Client(threading.Thread):

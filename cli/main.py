@@ -47,6 +47,7 @@ def _register() -> None:
         datasets,
         evaluate,
         explain,
+        explorer,
         genes,
         importance,
         jobs,
@@ -67,6 +68,7 @@ def _register() -> None:
         models,
         evaluate,
         explain,
+        explorer,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)
@@ -77,3 +79,7 @@ _register()
 
 def main() -> None:
     cli(prog_name="genejobs")
+
+
+if __name__ == "__main__":
+    main()

@@ -27,16 +27,24 @@ from genejobs.worker.config import settings
     default=None,
     help="Flower's port [default: $GENEJOBS_FLOWER_PORT or 5555].",
 )
+@click.option(
+    "--no-explorer",
+    is_flag=True,
+    help="Do not start the explorer web page (`genejobs serve`; $GENEJOBS_EXPLORER_PORT).",
+)
 @click.option("--detach", is_flag=True, help="Return once everything is up.")
-def up(workers, no_flower, flower_port, detach):
-    """Start Redis, the compute workers, the writer and Flower (what is not running yet).
+def up(workers, no_flower, flower_port, no_explorer, detach):
+    """Start Redis, the compute workers, the writer, Flower and the explorer (what is not
+    running yet).
 
     Redis is started from the bundled redis-server only when nothing answers
     at $GENEJOBS_REDIS_URL. Without --detach, the command stays in the
     foreground and Ctrl-C stops what it started.
     """
     port = flower_port or settings().flower_port
-    started = stack.start(workers, not no_flower, port, progress=click.echo)
+    started = stack.start(
+        workers, not no_flower, port, progress=click.echo, explorer=not no_explorer
+    )
     if not started:
         click.echo("everything was already running")
     if detach:

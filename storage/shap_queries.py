@@ -73,10 +73,12 @@ def _class_filter(con, job_id: str, class_label: int | None) -> tuple[str, list]
     if class_label is None:
         return "", []
     outputs = job_outputs(con, job_id)
-    if not 0 <= class_label < outputs:
-        known = "0" if outputs == 1 else f"0..{outputs - 1}"
+    # A single-output (binary) model's values are recorded as class 1, the positive class.
+    known = [1] if outputs == 1 else list(range(outputs))
+    if class_label not in known:
+        shown = "1 (binary models)" if outputs == 1 else f"0..{outputs - 1}"
         raise InputError(
-            f"no class {class_label} in SHAP job {job_id}: its models' outputs are {known}"
+            f"no class {class_label} in SHAP job {job_id}: its models' classes are {shown}"
         )
     return " AND class = ?", [class_label]
 

@@ -68,6 +68,7 @@ def stack_in(home: Path, **extra: str) -> Iterator[Path]:
         "GENEJOBS_HOME": str(home),
         "GENEJOBS_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "GENEJOBS_FLOWER_PORT": str(free_port()),
+        "GENEJOBS_EXPLORER_PORT": str(free_port()),
         **extra,
     }
     saved = {k: os.environ.get(k) for k in env}

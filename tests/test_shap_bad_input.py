@@ -99,3 +99,9 @@ def test_an_unknown_job_or_row(small):
 def test_a_class_the_models_lack(small, view):
     # The L2G models are binary: one output, class 0.
     refused("shap", view, small["job"], "--class", "9", expect="no class 9 in SHAP job")
+
+
+def test_a_binary_jobs_class_is_its_positive_class(small):
+    shown = run("shap", "global", small["job"], "--class", "1", "--format", "json")
+    assert shown.exit_code == 0 and '"mean_abs_shap"' in shown.output
+    refused("shap", "global", small["job"], "--class", "0", expect="classes are 1 (binary models)")

@@ -15,6 +15,7 @@
 |                               | the DuckDB file)                 |
 | GENEJOBS_VIEWS_INTERVAL       | 3 (seconds between publications  |
 |                               | of $GENEJOBS_HOME/views; 0: off) |
+| GENEJOBS_EXPLORER_PORT        | 5556 (the explorer of `up`)      |
 
 Settings are read when asked for, so a test or a launcher can change the
 environment and every later call sees it.
@@ -41,6 +42,7 @@ class Settings:
     flower_port: int
     lock_wait: float
     views_interval: float = 3.0  # seconds between view publications; 0: none
+    explorer_port: int = 5556
     redis_url_given: str = ""  # GENEJOBS_REDIS_URL as given (no password added)
 
     @property
@@ -106,6 +108,7 @@ _VARIABLES = (
     "GENEJOBS_FLOWER_PORT",
     "GENEJOBS_LOCK_WAIT",
     "GENEJOBS_VIEWS_INTERVAL",
+    "GENEJOBS_EXPLORER_PORT",
 )
 
 
@@ -150,6 +153,7 @@ def _settings(
         flower_port=int(env.get("GENEJOBS_FLOWER_PORT", "5555")),
         lock_wait=float(env.get("GENEJOBS_LOCK_WAIT", "30")),
         views_interval=float(env.get("GENEJOBS_VIEWS_INTERVAL", "3")),
+        explorer_port=int(env.get("GENEJOBS_EXPLORER_PORT", "5556")),
     )
 
 

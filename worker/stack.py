@@ -30,7 +30,7 @@ from genejobs.worker import inbox
 from genejobs.worker.config import THREAD_CAPS, Settings, settings
 from genejobs.worker.errors import ServiceUnavailable
 
-COMPONENTS = ("redis", "writer", "compute", "flower")
+COMPONENTS = ("redis", "writer", "compute", "flower", "explorer")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
 
 
@@ -222,7 +222,9 @@ def flower_sees_workers(port: int) -> bool:
         return False
 
 
-def start(workers: int, flower: bool, flower_port: int, progress=print) -> list[str]:
+def start(
+    workers: int, flower: bool, flower_port: int, progress=print, explorer: bool = True
+) -> list[str]:
     """Start what is not running yet; return the names of what this call started."""
     config = settings()
     config.ensure_dirs()
@@ -292,14 +294,33 @@ def start(workers: int, flower: bool, flower_port: int, progress=print) -> list[
             f"started Flower (pid {proc.pid}) at {flower_url(flower_port)}, user genejobs, "
             f"password in {config.flower_credentials_file}"
         )
+    if explorer and running(config, "explorer") is None:
+        port = config.explorer_port
+        command = [sys.executable, "-m", "genejobs.cli.main", "serve", "--port", str(port)]
+        proc = _launch(config, "explorer", command)
+        _wait_for(lambda: http_answers(explorer_url(port)), "the explorer", proc, 60, config)
+        started.append("explorer")
+        progress(f"started the explorer (pid {proc.pid}) at {explorer_url(port)}")
     return started
+
+
+def explorer_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/"
+
+
+def http_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def stop(names=COMPONENTS, timeout: float = 20.0, progress=print) -> list[str]:
     """Stop, by pid file, the processes `start` launched; Redis last."""
     config = settings()
     stopped = []
-    for name in ("flower", "compute", "writer", "redis"):
+    for name in ("explorer", "flower", "compute", "writer", "redis"):
         if name not in names:
             continue
         proc = running(config, name)
@@ -341,6 +362,8 @@ def status() -> dict:
     port_file = config.run_dir / "flower.port"
     port = int(port_file.read_text()) if port_file.exists() else config.flower_port
     report["flower"] = flower_url(port) if flower_answers(port) else None
+    explorer = explorer_url(config.explorer_port)
+    report["explorer"] = explorer if http_answers(explorer) else None
     if report["redis"]:
         conn = inbox.client()
         report["writer"] = inbox.writer_alive(conn)

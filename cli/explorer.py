@@ -1,0 +1,408 @@
+"""`genejobs serve`: a read-only web page over the results, on Tornado (which Flower runs on).
+
+Every page reads the views (`$GENEJOBS_HOME/views/genejobs.duckdb`, see
+storage.views) with a connection of its own, so it never waits for the writer
+and never makes it wait; live progress comes from Redis. Pages:
+
+- `/`: every job of every kind, with its units, refreshed every 2 s;
+- `/job/<id>`: an importance job's gene counts (Wilson intervals) and
+  stability; a search's leaderboard; a SHAP job's global contribution (overall,
+  per model, per class), contribution against presence, and a search box that
+  finds predictions by any id column;
+- `/shap/<id>/row/<row_id>`: one prediction's contributions (waterfall with
+  values) beside the other candidates that share its key but the last part
+  (the genes of one study and locus in the L2G layout).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable
+
+import click
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} · genejobs</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 1.5em 2em; color: #222; }}
+h1 {{ font-size: 1.4em; margin: 0 0 .4em; }} h2 {{ font-size: 1.1em; margin: 1.4em 0 .4em; }}
+nav a {{ margin-right: 1em; }} table {{ border-collapse: collapse; margin: .3em 0 1em; }}
+td, th {{ padding: 2px 8px; border-bottom: 1px solid #e4e4e4; text-align: left; }}
+td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
+.bar {{ display: inline-block; height: 11px; background: #3b75af; vertical-align: middle; }}
+.neg {{ background: #4393c3; }} .pos {{ background: #d6604d; }}
+.ci {{ display: inline-block; height: 3px; background: #222; vertical-align: middle; }}
+.track {{ position: relative; display: inline-block; width: 260px; height: 12px; }}
+.track span {{ position: absolute; top: 0; }}
+.muted {{ color: #777; }} code {{ font-size: 13px; }}
+</style></head><body>
+<nav><a href="/">jobs</a>
+<span class="muted">genejobs explorer (read-only, from the views)</span></nav>
+<h1>{title}</h1>
+{body}
+</body></html>"""
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def number(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def table(headers: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    """An HTML table; cells are HTML already (escape what comes from data)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(rows_cells) + "</tr>" for rows_cells in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def cell(value, numeric: bool = False) -> str:
+    return f'<td class="n">{esc(number(value))}</td>' if numeric else f"<td>{esc(value)}</td>"
+
+
+def interval_bar(value: float, lo: float, hi: float, width: int = 260) -> str:
+    """A bar for a fraction in [0, 1] with its interval drawn over it."""
+    return (
+        f'<span class="track"><span class="bar" style="width:{value * width:.0f}px"></span>'
+        f'<span class="ci" style="left:{lo * width:.0f}px;width:{max(1, (hi - lo) * width):.0f}px;'
+        f'top:5px"></span></span>'
+    )
+
+
+def views_connection():
+    import duckdb
+
+    from genejobs.storage.views import CATALOG
+    from genejobs.worker.config import settings
+    from genejobs.worker.errors import GenejobsError
+
+    path = settings().views_dir / CATALOG
+    if not path.exists():
+        raise GenejobsError(f"no views at {path} yet; start the stack with `genejobs up`")
+    return duckdb.connect(str(path), read_only=True)
+
+
+# pages ----------------------------------------------------------------------------
+
+
+def jobs_page(con) -> tuple[str, str]:
+    from genejobs.storage import queries
+
+    frame = queries.jobs(con)
+    rows = [
+        [
+            f'<td><a href="/job/{esc(r.job_id)}"><code>{esc(r.job_id)}</code></a></td>',
+            cell(r.kind),
+            cell(r.dataset),
+            cell(r.model),
+            cell(r.units, True),
+            f'<td class="n" data-progress="{esc(r.job_id)}">'
+            f"{esc(r.done)} done, {esc(r.failed)} failed, {esc(r.pending)} pending</td>",
+            cell(r.created),
+        ]
+        for r in frame.itertuples()
+    ]
+    body = table(["job", "kind", "dataset", "model", "units", "progress", "created"], rows)
+    script = """<script>
+async function refresh() {
+  const cells = document.querySelectorAll('[data-progress]');
+  const ids = [...cells].map(c => c.dataset.progress).join(',');
+  if (!ids) return;
+  const counts = await (await fetch('/api/progress?ids=' + ids)).json();
+  for (const c of cells) {
+    const n = counts[c.dataset.progress];
+    if (n) c.textContent =
+      `${n.done || 0} done, ${n.failed || 0} failed, ${n.pending || 0} pending`;
+  }
+}
+setInterval(refresh, 2000);
+</script>"""
+    return "Jobs", body + script
+
+
+def job_page(con, job_id: str, args: dict) -> tuple[str, str]:
+    from genejobs.storage import queries
+
+    summary = queries.job(con, job_id)
+    kind = summary["kind"]
+    head = (
+        f"<p>{esc(kind)} job on <b>{esc(summary.get('dataset'))}</b>"
+        f"{', model ' + esc(summary['model']) if summary.get('model') else ''}: "
+        f"{esc(summary['done'])} done, {esc(summary['failed'])} failed, "
+        f"{esc(summary['pending'])} pending</p>"
+    )
+    if kind == "importance":
+        return f"Importance job {job_id}", head + importance_body(con, job_id, args)
+    if kind == "search":
+        return f"Search {job_id}", head + search_body(con, job_id)
+    if kind == "shap":
+        return f"SHAP job {job_id}", head + shap_body(con, job_id, args)
+    rows = [[cell(k), cell(v)] for k, v in summary.items() if not isinstance(v, list | dict)]
+    return f"Job {job_id}", head + table(["field", "value"], rows)
+
+
+def importance_body(con, job_id: str, args: dict) -> str:
+    from genejobs.storage import queries, selection
+
+    top = int(args.get("top") or 20)
+    where = queries.scope(con, job_id, None, None)
+    total, counts = queries.gene_counts(con, where, top=top)
+    rows = [
+        [
+            cell(r.gene),
+            cell(r.runs, True),
+            cell(r.fraction, True),
+            f"<td>{interval_bar(r.fraction, r.fraction_lo, r.fraction_hi)}</td>",
+            cell(f"{r.fraction_lo:.3f}-{r.fraction_hi:.3f}"),
+            cell(r.mean_rank, True),
+        ]
+        for r in counts.head(40).itertuples()
+    ]
+    parts = [
+        f"<h2>Genes in each fit's top {top} ({total} fits; 95% Wilson intervals)</h2>",
+        table(["gene", "fits", "fraction", "", "interval", "mean rank"], rows),
+    ]
+    if total >= 2:
+        stab, _ = selection.stability_table(con, where, top)
+        rows = [
+            [cell(r.selection), cell(r.fits, True), cell(r.stability, True), cell(r.lo, True),
+             cell(r.hi, True)]
+            for r in stab.itertuples()
+        ]  # fmt: skip
+        parts += [
+            "<h2>Stability (Nogueira et al. 2018, 95% interval)</h2>",
+            table(["selection", "fits", "stability", "low", "high"], rows),
+        ]
+    return "".join(parts)
+
+
+def search_body(con, job_id: str) -> str:
+    from genejobs.storage import model_queries
+
+    board = model_queries.leaderboard(con, job_id)
+    columns = ["rank", "model_id", "name", "accuracy", "auc", "recall", "precision", "f1",
+               "kappa", "mcc", "fit_seconds", "status"]  # fmt: skip
+    rows = [
+        [cell(getattr(r, c), isinstance(getattr(r, c), float)) for c in columns]
+        for r in board.itertuples()
+    ]
+    return "<h2>Leaderboard</h2>" + table(columns, rows)
+
+
+def shap_body(con, job_id: str, args: dict) -> str:
+    from genejobs.cli.shap_plots import pooled
+    from genejobs.storage import shap_queries
+
+    outputs = shap_queries.job_outputs(con, job_id)
+    class_label = int(args["class"]) if args.get("class") not in (None, "") else None
+    by_model = args.get("by") == "model"
+    glob = shap_queries.global_importance(con, job_id, by_model, class_label)
+    parts = [_shap_search_form(job_id, args.get("q", ""))]
+    query = args.get("q", "").strip()
+    if query:
+        parts.append(_shap_matches(con, job_id, query))
+    links = [f'<a href="/job/{esc(job_id)}">overall</a>',
+             f'<a href="/job/{esc(job_id)}?by=model">per model</a>']  # fmt: skip
+    if outputs > 1:
+        links += [f'<a href="/job/{esc(job_id)}?class={k}">class {k}</a>' for k in range(outputs)]
+    scope = "per model" if by_model else "overall"
+    scope += "" if class_label is None else f", class {class_label}"
+    parts.append(f"<h2>Global contribution ({esc(scope)}): mean |SHAP|</h2>")
+    parts.append("<p>" + " · ".join(links) + "</p>")
+    if by_model:
+        for model, part in glob.groupby("model", sort=False):
+            parts.append(f"<h2>model {esc(model)}</h2>" + _bars(pooled(part).head(20)))
+    else:
+        parts.append(_bars(pooled(glob).head(25)))
+    presence = shap_queries.presence(con, job_id, class_label).head(25)
+    rows = [
+        [cell(r.feature), cell(r.presence_rate, True), cell(r.mean_shap_present, True),
+         cell(r.mean_shap_absent, True), cell(r.top_share_present, True)]
+        for r in presence.itertuples()
+    ]  # fmt: skip
+    parts += [
+        "<h2>Contribution against presence</h2>",
+        table(
+            [
+                "feature",
+                "present in",
+                "mean SHAP present",
+                "mean SHAP absent",
+                "top feature when present",
+            ],
+            rows,
+        ),  # fmt: skip
+    ]
+    return "".join(parts)
+
+
+def _bars(series) -> str:
+    top = float(series.max()) if len(series) else 1.0
+    rows = [
+        [cell(name), cell(value, True),
+         f'<td><span class="bar" style="width:{300 * value / (top or 1):.0f}px"></span></td>']
+        for name, value in series.items()
+    ]  # fmt: skip
+    return table(["feature", "mean |SHAP|", ""], rows)
+
+
+def _shap_search_form(job_id: str, query: str) -> str:
+    return (
+        f'<form method="get" action="/job/{esc(job_id)}"><label>Find a prediction by any id '
+        f'(study, locus, gene): <input name="q" value="{esc(query)}" size="40"></label> '
+        '<button type="submit">search</button></form>'
+    )
+
+
+def _shap_matches(con, job_id: str, query: str) -> str:
+    found = con.execute(
+        """SELECT r.row_id, r.row_key, r.class, r.output, r.probability, m.source
+           FROM shap_rows r JOIN shap_models m USING (job_id, model_id)
+           WHERE r.job_id = ? AND r.row_key ILIKE ? ORDER BY r.output DESC LIMIT 50""",
+        [job_id, f"%{query}%"],
+    ).fetchall()
+    if not found:
+        return f"<p>No prediction's id contains <b>{esc(query)}</b>.</p>"
+    rows = [
+        [f'<td><a href="/shap/{esc(job_id)}/row/{row_id}">{esc(key)}</a></td>', cell(klass),
+         cell(output, True), cell(probability, True), cell(model)]
+        for row_id, key, klass, output, probability, model in found
+    ]  # fmt: skip
+    return f"<h2>Predictions matching {esc(query)}</h2>" + table(
+        ["id", "class", "output", "probability", "model"], rows
+    )
+
+
+def row_page(con, job_id: str, row_id: int) -> tuple[str, str]:
+    from genejobs.cli.shap_plots import OUTPUT_UNITS
+    from genejobs.storage import shap_queries
+    from genejobs.storage.db import first
+    from genejobs.worker.errors import NotFoundError
+
+    found = first(
+        con.execute(
+            "SELECT row_key FROM shap_rows WHERE job_id = ? AND row_id = ? LIMIT 1",
+            [job_id, row_id],
+        ).fetchall()
+    )
+    if found is None:
+        raise NotFoundError(f"no prediction {row_id} in SHAP job {job_id}")
+    header, contributions = shap_queries.local(con, job_id, str(found[0]))
+    first = header.iloc[0].to_dict()
+    key = first["row_key"]
+    if "class" in contributions.columns:
+        contributions = contributions[contributions["class"] == first["class"]]
+    span = float(contributions["shap"].abs().max() or 1.0)
+    rows = [
+        [cell(r.feature), cell(r.value, True), cell(f"{r.shap:+.4g}"),
+         f'<td><span class="bar {"pos" if r.shap > 0 else "neg"}" '
+         f'style="width:{200 * abs(r.shap) / span:.0f}px"></span></td>']
+        for r in contributions.head(30).itertuples()
+    ]  # fmt: skip
+    unit = OUTPUT_UNITS.get(str(first.get("family")), "raw output")
+    parts = [
+        f"<p>model <b>{esc(first['model'])}</b>, class {esc(first['class'])}: base value "
+        f"{number(first['base_value'])} + contributions = output {number(first['output'])} "
+        f"({esc(unit)})"
+        + (
+            f", probability {number(first['probability'])}"
+            if first["probability"] == first["probability"]
+            else ""
+        )
+        + "</p>",
+        "<h2>Contributions (red raises the output, blue lowers it)</h2>",
+        table(["feature", "value", "SHAP", ""], rows),
+    ]
+    if "|" in str(key):
+        prefix = str(key).rsplit("|", 1)[0] + "|"
+        others = con.execute(
+            """SELECT row_id, row_key, output, probability FROM shap_rows
+               WHERE job_id = ? AND starts_with(row_key, ?) AND class = ?
+               ORDER BY output DESC LIMIT 50""",
+            [job_id, prefix, int(first["class"])],
+        ).fetchall()
+        rows = [
+            [f'<td><a href="/shap/{esc(job_id)}/row/{rid}">{esc(k)}</a>'
+             + (" ◀" if k == key else "") + "</td>", cell(o, True), cell(p, True)]
+            for rid, k, o, p in others
+        ]  # fmt: skip
+        parts += [
+            f"<h2>Candidates of {esc(prefix[:-1])}, ranked by output</h2>",
+            table(["id", "output", "probability"], rows),
+        ]
+    return f"Prediction {key}", "".join(parts)
+
+
+# the server -----------------------------------------------------------------------
+
+
+def make_app():
+    import tornado.web
+
+    from genejobs.worker.errors import GenejobsError, NotFoundError
+
+    class Page(tornado.web.RequestHandler):
+        def render_page(self, build, *args) -> None:
+            try:
+                with views_connection() as con:
+                    title, body = build(con, *args)
+            except NotFoundError as exc:
+                self.set_status(404)
+                title, body = "Not found", f"<p>{esc(exc)}</p>"
+            except GenejobsError as exc:
+                self.set_status(400)
+                title, body = "Cannot show this", f"<p>{esc(exc)}</p>"
+            self.write(PAGE.format(title=esc(title), body=body))
+
+    class Jobs(Page):
+        def get(self):
+            self.render_page(jobs_page)
+
+    class Job(Page):
+        def get(self, job_id):
+            args = {k: self.get_argument(k) for k in self.request.arguments}
+            self.render_page(job_page, job_id, args)
+
+    class Row(Page):
+        def get(self, job_id, row_id):
+            self.render_page(row_page, job_id, int(row_id))
+
+    class Progress(tornado.web.RequestHandler):
+        def get(self):
+            from genejobs.worker import inbox
+
+            ids = [i for i in self.get_argument("ids", "").split(",") if i][:500]
+            self.set_header("Content-Type", "application/json")
+            self.write(json.dumps({i: inbox.progress(i) for i in ids}))
+
+    return tornado.web.Application(
+        [
+            (r"/", Jobs),
+            (r"/job/([A-Za-z0-9_.-]+)", Job),
+            (r"/shap/([A-Za-z0-9_.-]+)/row/([0-9]+)", Row),
+            (r"/api/progress", Progress),
+        ]
+    )
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=5556, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True)
+def serve(port, address):
+    """Serve the explorer: jobs with live progress, gene counts, searches, SHAP views."""
+    import asyncio
+
+    app = make_app()
+    app.listen(port, address=address)
+    click.echo(f"explorer at http://{address}:{port}/", err=True)
+    asyncio.get_event_loop().run_forever()
+
+
+COMMANDS = [serve]

@@ -1,0 +1,155 @@
+"""The explorer in a real headless browser (Debian's chromium): pages load, a search finds a
+prediction, and what a person reads is on the page. Screenshots land in the test's folder
+(and in $GENEJOBS_SCREENSHOTS when set)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from genejobs.tasks import synth_l2g
+from tests.conftest import GENEJOBS, free_port, run, sql, wait_until
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def explorer(tissue, tmp_path_factory):
+    """An importance job, a SHAP job, and `genejobs serve` on a free port."""
+    if CHROMIUM is None:
+        pytest.fail("the explorer tests need Debian's chromium (`apt-get install chromium`)")
+    folder = tmp_path_factory.mktemp("explorer")
+    importance = run("importance", tissue, "--model", "lr", "--runs", "8", "--wait").output
+    frame = synth_l2g.table(300, seed=4)
+    frame.to_csv(folder / "table.csv", index=False)
+    synth_l2g.train_models(frame, folder / "models", trees=3, depth=2)
+    shap = run(
+        "shap", "run", str(folder / "table.csv"), "--partition-col", "chrom",
+        "--manifest", str(folder / "models" / "models.tsv"),
+        "--id-cols", "study_id,locus_id,gene_id", "--wait",
+    ).output  # fmt: skip
+    jobs = {
+        "importance": importance.split()[1].rstrip(":"),
+        "shap": shap.split("job ")[1].split(":")[0],
+    }
+    # The views are published every few seconds: wait until they hold both jobs.
+    wait_until(lambda: _views_have(jobs.values()), timeout=60, what="the views")
+    port = free_port()
+    server = subprocess.Popen(
+        [GENEJOBS, "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _answers(base), timeout=30, what="the explorer")
+    try:
+        yield {"base": base, "folder": folder, **jobs}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _views_have(job_ids) -> bool:
+    import duckdb
+
+    from genejobs.worker.config import settings
+
+    try:
+        with duckdb.connect(str(settings().views_dir / "genejobs.duckdb"), read_only=True) as con:
+            found = {j for (j,) in con.execute("SELECT job_id FROM jobs").fetchall()}
+            found |= {j for (j,) in con.execute("SELECT job_id FROM shap_values").fetchall()}
+    except duckdb.Error:
+        return False
+    return set(job_ids) <= found
+
+
+def _answers(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def browse(url: str, shot: Path) -> str:
+    """Load `url` in headless chromium; save a screenshot; return the DOM after scripts ran."""
+    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+              "--virtual-time-budget=3000"]  # fmt: skip
+    subprocess.run(
+        [*common, "--window-size=1280,1400", f"--screenshot={shot}", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    dom = subprocess.run(
+        [*common, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    if os.environ.get("GENEJOBS_SCREENSHOTS"):
+        target = Path(os.environ["GENEJOBS_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, target / shot.name)
+    assert shot.stat().st_size > 5_000
+    return dom
+
+
+def test_the_jobs_page_lists_every_job_with_live_progress(explorer):
+    started = time.monotonic()
+    dom = browse(explorer["base"] + "/", explorer["folder"] / "jobs.png")
+    assert explorer["importance"] in dom and explorer["shap"] in dom
+    assert "8 done, 0 failed, 0 pending" in dom  # written by the page's refresh too
+    assert time.monotonic() - started < 60
+
+
+def test_an_importance_job_shows_gene_counts_with_intervals(explorer):
+    job = explorer["importance"]
+    dom = browse(f"{explorer['base']}/job/{job}", explorer["folder"] / "importance.png")
+    top = sql(
+        f"SELECT gene FROM importances WHERE job_id = '{job}' AND rank <= 20 "
+        "GROUP BY gene ORDER BY count(*) DESC, avg(importance) DESC, gene LIMIT 1"
+    )[0][0]
+    assert "95% Wilson intervals" in dom and top in dom
+    assert "Stability (Nogueira et al. 2018" in dom
+
+
+def test_a_shap_job_shows_global_per_model_and_presence(explorer):
+    job = explorer["shap"]
+    dom = browse(f"{explorer['base']}/job/{job}", explorer["folder"] / "shap.png")
+    best = sql(
+        f"SELECT f.feature FROM shap_values v JOIN shap_features f USING (job_id, feature_id) "
+        f"WHERE v.job_id = '{job}' GROUP BY f.feature ORDER BY avg(abs(v.shap)) DESC LIMIT 1"
+    )[0][0]
+    assert "Global contribution (overall)" in dom and best in dom
+    assert "Contribution against presence" in dom
+    per_model = browse(
+        f"{explorer['base']}/job/{job}?by=model", explorer["folder"] / "per_model.png"
+    )
+    assert per_model.count("<h2>model ") == 5
+
+
+def test_searching_a_gene_finds_its_prediction_and_explains_it(explorer):
+    job = explorer["shap"]
+    key, row_id = sql(
+        f"SELECT row_key, row_id FROM shap_rows WHERE job_id = '{job}' ORDER BY output DESC LIMIT 1"
+    )[0]
+    gene = key.rsplit("|", 1)[1]
+    dom = browse(f"{explorer['base']}/job/{job}?q={gene}", explorer["folder"] / "search.png")
+    assert f"Predictions matching {gene}" in dom and key in dom
+    row = browse(f"{explorer['base']}/shap/{job}/row/{row_id}", explorer["folder"] / "row.png")
+    top = sql(
+        f"SELECT f.feature FROM shap_values v JOIN shap_features f USING (job_id, feature_id) "
+        f"WHERE v.job_id = '{job}' AND v.row_id = {row_id} ORDER BY abs(v.shap) DESC LIMIT 1"
+    )[0][0]
+    assert f"Prediction {key}" in row and top in row
+    assert "Candidates of " in row and "ranked by output" in row
+
+
+def test_an_unknown_job_is_a_page_that_says_so(explorer):
+    dom = browse(f"{explorer['base']}/job/imp-none", explorer["folder"] / "unknown.png")
+    assert "unknown job 'imp-none'" in dom

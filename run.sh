@@ -26,7 +26,8 @@ demo() {
     "$gj" genes count --dataset demo --model lr --top 20 --limit 25 --plot "$data/gene_counts.png"
     echo
     echo "plot: $data/gene_counts.png"
-    echo "the stack is still running: watch it in Flower (user genejobs, password in ${GENEJOBS_HOME:-$HOME/.genejobs}/flower.credentials),"
+    echo "the stack is still running: explore the results at http://127.0.0.1:${GENEJOBS_EXPLORER_PORT:-5556}/,"
+    echo "watch it in Flower (user genejobs, password in ${GENEJOBS_HOME:-$HOME/.genejobs}/flower.credentials),"
     echo "query it with '$gj sql', stop it with '$gj down'"
 }
 

@@ -104,7 +104,9 @@ def synth_l2g(rows, out, seed, train_models, trees, depth):
         table.to_parquet(out, index=False)
     else:
         table.to_csv(out, index=False)
-    click.echo(f"wrote {out}: {rows} rows, {len(l2g.FEATURES)} features")
+    groups = out.with_name(out.name.split(".")[0] + ".groups.tsv")
+    l2g.write_groups(groups)
+    click.echo(f"wrote {out}: {rows} rows, {len(l2g.FEATURES)} features (their groups: {groups})")
     if train_models is not None:
         l2g.train_models(table, train_models, trees=trees, depth=depth)
         click.echo(f"trained {len(l2g.FOLDS)} models into {train_models} (manifest models.tsv)")

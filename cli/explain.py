@@ -90,6 +90,13 @@ def _read_source(table: str) -> tuple:
 )
 @click.option("--zero-is-present", is_flag=True, help="Count a zero as present (default: absent).")
 @click.option(
+    "--groups",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A file of `feature<TAB>group` lines (a header line `feature group`): SHAP values of "
+    "a group add up, so `shap global --by-group` and the explorer show groups too.",
+)
+@click.option(
     "--engine",
     type=click.Choice(["auto", "fast", "native", "shap"]),
     default="auto",
@@ -111,6 +118,7 @@ def run(
     features,
     shard_rows,
     zero_is_present,
+    groups,
     engine,
     wait,
 ):
@@ -138,11 +146,12 @@ def run(
         exclude=exclude,
         source=source if not Path(source).exists() else str(Path(table)),
     )
+    grouping = _read_groups(groups, prepared.features) if groups is not None else None
     conn = inbox.require_redis()
     if not inbox.writer_alive(conn):
         raise ServiceUnavailable("the genejobs writer is not running; start it with `genejobs up`")
     job_id = "shap-" + uuid.uuid4().hex[:10]
-    plan = _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engine)
+    plan = _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engine, grouping)
     from genejobs.cli.runs import follow
 
     header = (
@@ -154,7 +163,37 @@ def run(
     _report(job_id)
 
 
-def _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engine) -> dict:
+def _read_groups(path: Path, features) -> dict[str, str]:
+    """feature -> group from a two-column file; every feature named must be the job's."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [
+                r for r in csv.reader(handle, delimiter="\t") if r and any(c.strip() for c in r)
+            ]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the groups file {path}: {exc}") from None
+    if rows and [c.strip().lower() for c in rows[0]] == ["feature", "group"]:
+        rows = rows[1:]
+    bad = [i + 2 for i, r in enumerate(rows) if len(r) != 2 or not r[0].strip() or not r[1].strip()]
+    if bad or not rows:
+        raise InputError(
+            f"{path}: expected lines of feature<TAB>group"
+            + (f" (line {bad[0]} is not)" if bad else ", found none")
+        )
+    groups = {r[0].strip(): r[1].strip() for r in rows}
+    unknown = sorted(set(groups) - set(features))
+    if unknown:
+        from genejobs.storage.datasets import listed
+
+        raise InputError(f"{path} names features the job does not have: {listed(unknown)}")
+    return groups
+
+
+def _write_and_plan(
+    job_id, prepared, source, shard_rows, zero_is_present, engine, groups=None
+) -> dict:
     """Put the job's input and model copies in the data dir, then have the writer plan it."""
     home = settings().home
     folder = Path("shap") / job_id
@@ -186,6 +225,7 @@ def _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engin
                 zero_is_present=zero_is_present,
                 engine=engine,
                 models=models,
+                groups=groups,
             )
         )
     except BaseException:
@@ -237,15 +277,25 @@ def retry(job_id):
 @shap.command("global")
 @click.argument("job_id")
 @click.option("--by-model", is_flag=True, help="One ranking per partition model.")
+@click.option(
+    "--by-group",
+    is_flag=True,
+    help="Feature groups (`shap run --groups`): each prediction's SHAP summed per group.",
+)
 @class_option
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Print the first N rows.")
 @plot_option
 @format_option
-def global_(job_id, by_model, class_label, limit, plot, fmt):
+def global_(job_id, by_model, by_group, class_label, limit, plot, fmt):
     """Mean |SHAP| per feature, sorted: overall, or per partition model (--by-model).
 
     The plot is a bar chart of the top features beside a beeswarm of their values.
     """
+    if by_group:
+        with reading() as con:
+            table = shap_queries.group_importance(con, job_id, by_model, class_label)
+        frame(table, fmt, title=f"global SHAP by feature group, {job_id}")
+        return
     with reading() as con:
         table = shap_queries.global_importance(con, job_id, by_model, class_label)
         sample = None

@@ -214,6 +214,13 @@ def shap_body(con, job_id: str, args: dict) -> str:
         links += [f'<a href="/job/{esc(job_id)}?class={k}">class {k}</a>' for k in range(outputs)]
     scope = "per model" if by_model else "overall"
     scope += "" if class_label is None else f", class {class_label}"
+    if _has_groups(con, job_id):
+        groups = shap_queries.group_importance(con, job_id, False, class_label)
+        series = groups.groupby("group")["mean_abs_shap"].mean().sort_values(ascending=False)
+        parts.append(
+            "<h2>Feature groups: mean |SHAP| of each prediction's group sum</h2>"
+            + _bars(series).replace("<th>feature</th>", "<th>group</th>")
+        )
     parts.append(f"<h2>Global contribution ({esc(scope)}): mean |SHAP|</h2>")
     parts.append("<p>" + " · ".join(links) + "</p>")
     if by_model:
@@ -241,6 +248,13 @@ def shap_body(con, job_id: str, args: dict) -> str:
         ),  # fmt: skip
     ]
     return "".join(parts)
+
+
+def _has_groups(con, job_id: str) -> bool:
+    found = con.execute(
+        "SELECT count(feature_group) FROM shap_features WHERE job_id = ?", [job_id]
+    ).fetchone()
+    return bool(found[0])
 
 
 def _bars(series) -> str:
@@ -307,6 +321,19 @@ def row_page(con, job_id: str, row_id: int) -> tuple[str, str]:
         for r in contributions.head(30).itertuples()
     ]  # fmt: skip
     unit = OUTPUT_UNITS.get(str(first.get("family")), "raw output")
+    grouped = ""
+    if _has_groups(con, job_id):
+        sums = con.execute(
+            """SELECT f.feature_group, sum(v.shap) AS shap
+               FROM shap_values v JOIN shap_features f USING (job_id, feature_id)
+               WHERE v.job_id = ? AND v.row_id = ? AND v.class = ?
+                 AND f.feature_group IS NOT NULL
+               GROUP BY 1 ORDER BY abs(sum(v.shap)) DESC""",
+            [job_id, row_id, int(first["class"])],
+        ).fetchall()
+        grouped = "<h2>By feature group (sums of the group's contributions)</h2>" + table(
+            ["group", "SHAP"], [[cell(g), cell(f"{s:+.4g}")] for g, s in sums]
+        )
     parts = [
         f"<p>model <b>{esc(first['model'])}</b>, class {esc(first['class'])}: base value "
         f"{number(first['base_value'])} + contributions = output {number(first['output'])} "
@@ -317,6 +344,7 @@ def row_page(con, job_id: str, row_id: int) -> tuple[str, str]:
             else ""
         )
         + "</p>",
+        grouped,
         "<h2>Contributions (red raises the output, blue lowers it)</h2>",
         table(["feature", "value", "SHAP", ""], rows),
     ]

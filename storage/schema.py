@@ -272,6 +272,8 @@ SHAP_DDL = [
     "ALTER TABLE shap_shards ADD COLUMN IF NOT EXISTS values_path VARCHAR",
     "ALTER TABLE shap_rows ADD COLUMN IF NOT EXISTS source_row INTEGER",
     "ALTER TABLE shap_jobs ADD COLUMN IF NOT EXISTS cancelled BOOLEAN DEFAULT false",
+    # `shap run --groups`: the feature's group, whose SHAP values add up per prediction.
+    "ALTER TABLE shap_features ADD COLUMN IF NOT EXISTS feature_group VARCHAR",
     # `genejobs models finalize` asked for this model to be saved too.
     "ALTER TABLE model_runs ADD COLUMN IF NOT EXISTS finalize_requested BOOLEAN DEFAULT false",
     # A `pairs` job fits both halves of each seed's split: 0 and 1 (NULL: one fit per run).

@@ -111,6 +111,46 @@ def global_importance(
     return frame
 
 
+def group_importance(
+    con: duckdb.DuckDBPyConnection, job_id: str, by_model: bool = False, class_label=None
+) -> pd.DataFrame:
+    """Mean |SHAP| per feature group: each prediction's values summed over the group's
+    features first (SHAP values add up), then averaged over predictions."""
+    n_outputs = job_outputs(con, job_id)
+    where, params = _class_filter(con, job_id, class_label)
+    grouped = first(
+        con.execute(
+            "SELECT count(feature_group) FROM shap_features WHERE job_id = ?", [job_id]
+        ).fetchall()
+    )[0]
+    if not grouped:
+        raise InputError(f"SHAP job {job_id} has no feature groups; run it with `--groups FILE`")
+    keys = (["model_id"] if by_model else []) + (["class"] if n_outputs > 1 else [])
+    outer = ", ".join(["feature_group", *keys])
+    only_class = where.replace("class", "v.class")
+    frame = con.execute(
+        f"""WITH per_row AS (
+                SELECT v.row_id, v.class, v.model_id, f.feature_group, sum(v.shap) AS shap
+                FROM shap_values v JOIN shap_features f USING (job_id, feature_id)
+                WHERE v.job_id = ? AND f.feature_group IS NOT NULL{only_class}
+                GROUP BY ALL)
+            SELECT {outer}, avg(abs(shap)) AS mean_abs_shap, avg(shap) AS mean_shap,
+                   count(*) AS rows
+            FROM per_row GROUP BY ALL
+            ORDER BY {"".join(k + ", " for k in keys)}mean_abs_shap DESC, feature_group""",
+        [job_id, *params],
+    ).df()
+    frame = frame.rename(columns={"feature_group": "group"})
+    if by_model:
+        names = dict(
+            con.execute(
+                "SELECT model_id, source FROM shap_models WHERE job_id = ?", [job_id]
+            ).fetchall()
+        )
+        frame.insert(1, "model", frame.pop("model_id").map(names))
+    return frame
+
+
 def job_outputs(con: duckdb.DuckDBPyConnection, job_id: str) -> int:
     row = first(
         con.execute("SELECT n_outputs FROM shap_jobs WHERE job_id = ?", [job_id]).fetchall()

@@ -81,6 +81,7 @@ class ShapStore:
                     "job_id": job_id,
                     "feature_id": range(len(m["features"])),
                     "feature": m["features"],
+                    "feature_group": [(m.get("groups") or {}).get(f) for f in m["features"]],
                 }
             ),
         )

@@ -74,6 +74,16 @@ GROUPS: dict[str, tuple[list[str], float]] = {
     "helpers": (_HELPERS, 1.0),
 }
 FEATURES = [name for names, _ in GROUPS.values() for name in names]
+
+
+def write_groups(path) -> None:
+    """The features' groups as `shap run --groups` reads them: feature<TAB>group lines."""
+    lines = ["feature\tgroup"] + [
+        f"{name}\t{group}" for group, (names, _) in GROUPS.items() for name in names
+    ]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
 ID_COLS = ("study_id", "locus_id", "gene_id")
 LABEL = "gold_standard"
 PARTITION = "chrom"

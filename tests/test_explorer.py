@@ -29,10 +29,12 @@ def explorer(tissue, tmp_path_factory):
     frame = synth_l2g.table(300, seed=4)
     frame.to_csv(folder / "table.csv", index=False)
     synth_l2g.train_models(frame, folder / "models", trees=3, depth=2)
+    synth_l2g.write_groups(folder / "groups.tsv")
     shap = run(
         "shap", "run", str(folder / "table.csv"), "--partition-col", "chrom",
         "--manifest", str(folder / "models" / "models.tsv"),
-        "--id-cols", "study_id,locus_id,gene_id", "--wait",
+        "--id-cols", "study_id,locus_id,gene_id", "--groups", str(folder / "groups.tsv"),
+        "--wait",
     ).output  # fmt: skip
     jobs = {
         "importance": importance.split()[1].rstrip(":"),
@@ -127,6 +129,7 @@ def test_a_shap_job_shows_global_per_model_and_presence(explorer):
     )[0][0]
     assert "Global contribution (overall)" in dom and best in dom
     assert "Contribution against presence" in dom
+    assert "Feature groups: mean |SHAP|" in dom and "distance" in dom
     per_model = browse(
         f"{explorer['base']}/job/{job}?by=model", explorer["folder"] / "per_model.png"
     )
@@ -148,8 +151,32 @@ def test_searching_a_gene_finds_its_prediction_and_explains_it(explorer):
     )[0][0]
     assert f"Prediction {key}" in row and top in row
     assert "Candidates of " in row and "ranked by output" in row
+    assert "By feature group" in row
 
 
 def test_an_unknown_job_is_a_page_that_says_so(explorer):
     dom = browse(f"{explorer['base']}/job/imp-none", explorer["folder"] / "unknown.png")
     assert "unknown job 'imp-none'" in dom
+
+
+def test_feature_groups_sum_each_predictions_values(explorer):
+    import io
+
+    import pandas as pd
+
+    job = explorer["shap"]
+    shown = pd.read_json(
+        io.StringIO(run("shap", "global", job, "--by-group", "--format", "json").output)
+    )
+    expected = dict(
+        sql(
+            f"""SELECT g, avg(abs(s)) FROM (
+                    SELECT f.feature_group AS g, v.row_id, sum(v.shap) AS s
+                    FROM shap_values v JOIN shap_features f USING (job_id, feature_id)
+                    WHERE v.job_id = '{job}' GROUP BY ALL) GROUP BY g"""
+        )
+    )
+    assert set(shown["group"]) == set(synth_l2g.GROUPS) == set(expected)
+    for row in shown.itertuples():
+        assert abs(row.mean_abs_shap - expected[row.group]) < 1e-9
+    assert list(shown["mean_abs_shap"]) == sorted(shown["mean_abs_shap"], reverse=True)

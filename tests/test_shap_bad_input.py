@@ -105,3 +105,12 @@ def test_a_binary_jobs_class_is_its_positive_class(small):
     shown = run("shap", "global", small["job"], "--class", "1", "--format", "json")
     assert shown.exit_code == 0 and '"mean_abs_shap"' in shown.output
     refused("shap", "global", small["job"], "--class", "0", expect="classes are 1 (binary models)")
+
+
+def test_groups_that_do_not_fit(small, tmp_path):
+    refused("shap", "global", small["job"], "--by-group", expect="has no feature groups")
+    groups = tmp_path / "groups.tsv"
+    groups.write_text("feature\tgroup\ndist_foot_min\tdistance\nno_such_feature\tother\n")
+    refused(*shap_run(small, None, "--groups", str(groups)), expect="no_such_feature")
+    groups.write_text("dist_foot_min distance\n")
+    refused(*shap_run(small, None, "--groups", str(groups)), expect="feature<TAB>group")

@@ -193,6 +193,7 @@ class PlanShap(Message):
     zero_is_present: bool
     engine: str
     models: list[dict]
+    groups: dict | None = None  # feature -> its group (`shap run --groups`)
 
 
 @_request

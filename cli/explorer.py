@@ -139,7 +139,11 @@ def job_page(con, job_id: str, args: dict) -> tuple[str, str]:
         f"{esc(summary['pending'])} pending</p>"
     )
     if kind == "importance":
-        return f"Importance job {job_id}", head + importance_body(con, job_id, args)
+        scope = (
+            f'<p><a href="/scope/{esc(summary["dataset"])}/{esc(summary["model"])}">every '
+            f"importance job on {esc(summary['dataset'])} with {esc(summary['model'])}</a></p>"
+        )
+        return f"Importance job {job_id}", head + scope + importance_body(con, job_id, args)
     if kind == "search":
         return f"Search {job_id}", head + search_body(con, job_id)
     if kind == "shap":
@@ -193,7 +197,56 @@ def search_body(con, job_id: str) -> str:
         [cell(getattr(r, c), isinstance(getattr(r, c), float)) for c in columns]
         for r in board.itertuples()
     ]
-    return "<h2>Leaderboard</h2>" + table(columns, rows)
+    folds = con.execute(
+        """SELECT model, fold, status, accuracy, auc, f1, fit_seconds, error
+           FROM search_folds WHERE job_id = ? ORDER BY model, fold""",
+        [job_id],
+    ).fetchall()
+    fold_rows = [
+        [cell(m), cell(f, True), cell(s), cell(a, True), cell(u, True), cell(f1, True),
+         cell(t, True), cell(e)]
+        for m, f, s, a, u, f1, t, e in folds
+    ]  # fmt: skip
+    return (
+        "<h2>Leaderboard</h2>"
+        + table(columns, rows)
+        + "<h2>Fold scores</h2>"
+        + table(["model", "fold", "status", "accuracy", "AUC", "F1", "fit s", "error"], fold_rows)
+    )
+
+
+def scope_page(con, dataset: str, model: str) -> tuple[str, str]:
+    """Every job on a dataset and model: pooled gene counts, and the datasets reduced from them."""
+    from genejobs.storage import queries
+
+    where = queries.scope(con, None, dataset, model)
+    total, counts = queries.gene_counts(con, where)
+    rows = [
+        [cell(r.gene), cell(r.runs, True), cell(r.fraction, True),
+         f"<td>{interval_bar(r.fraction, r.fraction_lo, r.fraction_hi)}</td>",
+         cell(r.mean_rank, True)]
+        for r in counts.head(40).itertuples()
+    ]  # fmt: skip
+    reduced = con.execute(
+        """SELECT d.name, d.n_genes, d.n_samples, d.source, d.created_at
+           FROM datasets d JOIN datasets p ON d.parent_id = p.dataset_id
+           WHERE p.name = ? ORDER BY d.created_at""",
+        [dataset],
+    ).fetchall()
+    reduced_rows = [[cell(n), cell(g, True), cell(s, True), cell(src), cell(c)]
+                    for n, g, s, src, c in reduced]  # fmt: skip
+    body = (
+        f"<h2>Genes selected (non-zero importance) in {total} fits of {esc(model)} on "
+        f"{esc(dataset)}, every job</h2>"
+        + table(["gene", "fits", "fraction", "95% Wilson interval", "mean rank"], rows)
+        + "<h2>Reduced datasets made from these counts</h2>"
+        + (
+            table(["dataset", "genes", "samples", "made from", "created"], reduced_rows)
+            if reduced_rows
+            else "<p>None yet (`genejobs genes filter`).</p>"
+        )
+    )
+    return f"{dataset}, {model}: every importance job", body
 
 
 def shap_body(con, job_id: str, args: dict) -> str:
@@ -402,6 +455,10 @@ def make_app():
         def get(self, job_id, row_id):
             self.render_page(row_page, job_id, int(row_id))
 
+    class Scope(Page):
+        def get(self, dataset, model):
+            self.render_page(scope_page, dataset, model)
+
     class Progress(tornado.web.RequestHandler):
         def get(self):
             from genejobs.worker import inbox
@@ -415,6 +472,7 @@ def make_app():
             (r"/", Jobs),
             (r"/job/([A-Za-z0-9_.-]+)", Job),
             (r"/shap/([A-Za-z0-9_.-]+)/row/([0-9]+)", Row),
+            (r"/scope/([^/]+)/([A-Za-z0-9_]+)", Scope),
             (r"/api/progress", Progress),
         ]
     )

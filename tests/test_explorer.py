@@ -36,12 +36,21 @@ def explorer(tissue, tmp_path_factory):
         "--id-cols", "study_id,locus_id,gene_id", "--groups", str(folder / "groups.tsv"),
         "--wait",
     ).output  # fmt: skip
+    search = run(
+        "search", tissue, "--models", "lr,dt", "--folds", "2", "--wait", "--format", "json"
+    ).stdout
+    job_of = __import__("json").loads(search)[0]["model_id"].rsplit("-", 1)[0]
+    run("genes", "filter", "--dataset", tissue, "--model", "lr", "--min-count", "4", "--top", "20",
+        "--name", "tissue-explored")  # fmt: skip
     jobs = {
         "importance": importance.split()[1].rstrip(":"),
         "shap": shap.split("job ")[1].split(":")[0],
+        "search": job_of,
     }
     # The views are published every few seconds: wait until they hold both jobs.
-    wait_until(lambda: _views_have(jobs.values()), timeout=60, what="the views")
+    wait_until(
+        lambda: _views_have([*jobs.values(), "tissue-explored"]), timeout=60, what="the views"
+    )
     port = free_port()
     server = subprocess.Popen(
         [GENEJOBS, "serve", "--port", str(port)],
@@ -67,6 +76,7 @@ def _views_have(job_ids) -> bool:
         with duckdb.connect(str(settings().views_dir / "genejobs.duckdb"), read_only=True) as con:
             found = {j for (j,) in con.execute("SELECT job_id FROM jobs").fetchall()}
             found |= {j for (j,) in con.execute("SELECT job_id FROM shap_values").fetchall()}
+            found |= {n for (n,) in con.execute("SELECT name FROM datasets").fetchall()}
     except duckdb.Error:
         return False
     return set(job_ids) <= found
@@ -180,3 +190,20 @@ def test_feature_groups_sum_each_predictions_values(explorer):
     for row in shown.itertuples():
         assert abs(row.mean_abs_shap - expected[row.group]) < 1e-9
     assert list(shown["mean_abs_shap"]) == sorted(shown["mean_abs_shap"], reverse=True)
+
+
+def test_a_search_shows_its_leaderboard_and_fold_scores(explorer):
+    job = explorer["search"]
+    dom = browse(f"{explorer['base']}/job/{job}", explorer["folder"] / "search_job.png")
+    assert "Leaderboard" in dom and f"{job}-lr" in dom and f"{job}-dt" in dom
+    assert "Fold scores" in dom and dom.count("<td>done</td>") >= 4  # 2 models x 2 folds
+
+
+def test_an_importance_scope_shows_pooled_counts_and_reduced_datasets(explorer):
+    dom = browse(f"{explorer['base']}/scope/tissue/lr", explorer["folder"] / "scope.png")
+    runs = sql(
+        "SELECT count(*) FROM runs r JOIN datasets d USING (dataset_id) "
+        "WHERE d.name = 'tissue' AND r.model = 'lr' AND r.status = 'done'"
+    )[0][0]
+    assert f"in {runs} fits of lr on tissue, every job" in dom
+    assert "tissue-explored" in dom

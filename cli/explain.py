@@ -27,9 +27,9 @@ plot_option = click.option(
 class_option = click.option(
     "--class",
     "class_label",
-    type=int,
     default=None,
-    help="Multiclass jobs: one class's values (class index) instead of all.",
+    help="One class's values instead of all: its label (e.g. liver) or its number "
+    "(0..K-1; a binary job's values are class 1, the positive class).",
 )
 
 
@@ -97,6 +97,13 @@ def _read_source(table: str) -> tuple:
     "a group add up, so `shap global --by-group` and the explorer show groups too.",
 )
 @click.option(
+    "--class-names",
+    default=None,
+    help="The models' class labels in order, comma-separated (a binary model: negative, "
+    "positive), for model files that do not record them; scikit-learn models and genejobs "
+    "models name their classes themselves.",
+)
+@click.option(
     "--engine",
     type=click.Choice(["auto", "fast", "native", "shap"]),
     default="auto",
@@ -119,6 +126,7 @@ def run(
     shard_rows,
     zero_is_present,
     groups,
+    class_names,
     engine,
     wait,
 ):
@@ -145,6 +153,7 @@ def run(
         engine=engine,
         exclude=exclude,
         source=source if not Path(source).exists() else str(Path(table)),
+        class_names=None if class_names is None else [c.strip() for c in class_names.split(",")],
     )
     grouping = _read_groups(groups, prepared.features) if groups is not None else None
     conn = inbox.require_redis()
@@ -226,6 +235,7 @@ def _write_and_plan(
                 engine=engine,
                 models=models,
                 groups=groups,
+                classes=None if prepared.classes is None else list(prepared.classes),
             )
         )
     except BaseException:
@@ -294,17 +304,18 @@ def global_(job_id, by_model, by_group, class_label, limit, plot, fmt):
     if by_group:
         with reading() as con:
             table = shap_queries.group_importance(con, job_id, by_model, class_label)
-        frame(table, fmt, title=f"global SHAP by feature group, {job_id}")
+            scope = _scope(con, job_id, class_label)
+        frame(table, fmt, title=f"global SHAP by feature group, {scope}")
         return
     with reading() as con:
         table = shap_queries.global_importance(con, job_id, by_model, class_label)
+        scope = _scope(con, job_id, class_label)
         sample = None
         if plot:
             from genejobs.cli.shap_plots import pooled
 
             top = list(pooled(table).index[:20])
-            sample = shap_queries.beeswarm_sample(con, job_id, top)
-    scope = job_id + ("" if class_label is None else f", class {class_label}")
+            sample = shap_queries.beeswarm_sample(con, job_id, top, class_label=class_label)
     frame(table.head(limit) if limit else table, fmt, title=f"global SHAP, {scope}")
     if plot:
         from genejobs.cli.shap_plots import global_png
@@ -312,6 +323,12 @@ def global_(job_id, by_model, by_group, class_label, limit, plot, fmt):
         pooled_over = [k for k in ("model", "class") if k in table.columns]
         label = scope + (f", pooled over {' and '.join(pooled_over)}s" if pooled_over else "")
         global_png(table, sample, label, plot)
+
+
+def _scope(con, job_id: str, class_label) -> str:
+    """A title's scope: the job, and the class by number and label when one is chosen."""
+    klass = shap_queries.resolve_class(con, job_id, class_label)
+    return job_id + ("" if klass is None else ", " + shap_queries.class_title(con, job_id, klass))
 
 
 @shap.command()
@@ -329,8 +346,9 @@ def local(job_id, row, class_label, plot, fmt):
         header, contributions = shap_queries.local(con, job_id, row, class_label)
     if fmt == "table":
         for item in header.to_dict("records"):
+            named = f" {item['class_name']}" if item.get("class_name") is not None else ""
             click.echo(
-                f"row {item['row_key']} (class {item['class']}), model {item['model']}: "
+                f"row {item['row_key']} (class {item['class']}{named}), model {item['model']}: "
                 f"base {item['base_value']:.6g}, output {item['output']:.6g}"
                 + (
                     f", probability {item['probability']:.4g}"
@@ -363,7 +381,7 @@ def presence(job_id, class_label, plot, fmt):
     """
     with reading() as con:
         table = shap_queries.presence(con, job_id, class_label)
-    scope = job_id + ("" if class_label is None else f", class {class_label}")
+        scope = _scope(con, job_id, class_label)
     frame(table, fmt, title=f"SHAP by presence, {scope}")
     if plot:
         from genejobs.cli.shap_plots import presence_png

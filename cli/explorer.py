@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable
+from urllib.parse import quote
 
 import click
 
@@ -36,6 +37,7 @@ td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .track {{ position: relative; display: inline-block; width: 260px; height: 12px; }}
 .track span {{ position: absolute; top: 0; }}
 .muted {{ color: #777; }} code {{ font-size: 13px; }}
+.side {{ display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }}
 </style></head><body>
 <nav><a href="/">jobs</a>
 <span class="muted">genejobs explorer (read-only, from the views)</span></nav>
@@ -143,9 +145,11 @@ def job_page(con, job_id: str, args: dict) -> tuple[str, str]:
             f'<p><a href="/scope/{esc(summary["dataset"])}/{esc(summary["model"])}">every '
             f"importance job on {esc(summary['dataset'])} with {esc(summary['model'])}</a></p>"
         )
-        return f"Importance job {job_id}", head + scope + importance_body(con, job_id, args)
+        explained = _explained_by(con, job_id)
+        body = head + scope + explained + importance_body(con, job_id, args)
+        return f"Importance job {job_id}", body
     if kind == "search":
-        return f"Search {job_id}", head + search_body(con, job_id)
+        return f"Search {job_id}", head + _explained_by(con, job_id) + search_body(con, job_id)
     if kind == "shap":
         return f"SHAP job {job_id}", head + shap_body(con, job_id, args)
     rows = [[cell(k), cell(v)] for k, v in summary.items() if not isinstance(v, list | dict)]
@@ -250,25 +254,34 @@ def scope_page(con, dataset: str, model: str) -> tuple[str, str]:
 
 
 def shap_body(con, job_id: str, args: dict) -> str:
+    from genejobs.cli.explorer_plots import beeswarm, dependence, presence_plot
     from genejobs.cli.shap_plots import pooled
     from genejobs.storage import shap_queries
 
     outputs = shap_queries.job_outputs(con, job_id)
-    class_label = int(args["class"]) if args.get("class") not in (None, "") else None
+    names = shap_queries.class_names(con, job_id)
+    klass = shap_queries.resolve_class(con, job_id, args.get("class"))
     by_model = args.get("by") == "model"
-    glob = shap_queries.global_importance(con, job_id, by_model, class_label)
-    parts = [_shap_search_form(job_id, args.get("q", ""))]
+    unit = _unit(con, job_id)
+    glob = shap_queries.global_importance(con, job_id, by_model, klass)
+    parts = [_shap_models(con, job_id), _shap_search_form(job_id, args.get("q", ""))]
     query = args.get("q", "").strip()
     if query:
         parts.append(_shap_matches(con, job_id, query))
     links = [f'<a href="/job/{esc(job_id)}">overall</a>',
              f'<a href="/job/{esc(job_id)}?by=model">per model</a>']  # fmt: skip
     if outputs > 1:
-        links += [f'<a href="/job/{esc(job_id)}?class={k}">class {k}</a>' for k in range(outputs)]
-    scope = "per model" if by_model else "overall"
-    scope += "" if class_label is None else f", class {class_label}"
+        links += [
+            f'<a href="/job/{esc(job_id)}?class={k}">'
+            f"{esc(shap_queries.class_title(con, job_id, k))}</a>"
+            for k in range(outputs)
+        ]
+    elif names:
+        links.append(f'<span class="muted">values are for class 1 ({esc(names[1])})</span>')
+    chosen = "" if klass is None else shap_queries.class_title(con, job_id, klass)
+    scope = ("per model" if by_model else "overall") + (f", {chosen}" if chosen else "")
     if _has_groups(con, job_id):
-        groups = shap_queries.group_importance(con, job_id, False, class_label)
+        groups = shap_queries.group_importance(con, job_id, False, klass)
         series = groups.groupby("group")["mean_abs_shap"].mean().sort_values(ascending=False)
         parts.append(
             "<h2>Feature groups: mean |SHAP| of each prediction's group sum</h2>"
@@ -280,27 +293,108 @@ def shap_body(con, job_id: str, args: dict) -> str:
         for model, part in glob.groupby("model", sort=False):
             parts.append(f"<h2>model {esc(model)}</h2>" + _bars(pooled(part).head(20)))
     else:
-        parts.append(_bars(pooled(glob).head(25)))
-    presence = shap_queries.presence(con, job_id, class_label).head(25)
-    rows = [
-        [cell(r.feature), cell(r.presence_rate, True), cell(r.mean_shap_present, True),
-         cell(r.mean_shap_absent, True), cell(r.top_share_present, True)]
-        for r in presence.itertuples()
-    ]  # fmt: skip
+        top = pooled(glob).head(20)
+        if outputs > 1 and klass is None:
+            swarm = '<p class="muted">The beeswarm is drawn for one class: choose one above.</p>'
+        else:
+            features = list(top[top > 0].index[:15])
+            sample = shap_queries.beeswarm_sample(con, job_id, features, 1000, klass)
+            title = f"SHAP values of 1,000 sampled predictions ({scope})"
+            swarm = beeswarm(sample, features, unit, title)
+        parts.append(f'<div class="side"><div>{_bars(top, 160)}</div><div>{swarm}</div></div>')
+    presence = shap_queries.presence(con, job_id, klass)
+    feature = args.get("feature", "").strip()
+    plots = [
+        presence_plot(
+            presence,
+            unit,
+            f"mean SHAP when the feature is present and when absent ({scope})",
+            lambda f: (
+                f"/job/{job_id}?feature={quote(f)}"
+                + ("" if klass is None else f"&class={klass}")
+                + "#dependence"
+            ),
+        )
+    ]
+    if feature:
+        sample = shap_queries.dependence_sample(con, job_id, feature, 2000, klass)
+        title = f"{feature}: SHAP against its value, 2,000 sampled predictions ({scope})"
+        plots.append(f'<span id="dependence"></span>{dependence(sample, feature, unit, title)}')
+    else:
+        plots.append('<p class="muted">Click a feature for its SHAP against its value.</p>')
     parts += [
         "<h2>Contribution against presence</h2>",
-        table(
-            [
-                "feature",
-                "present in",
-                "mean SHAP present",
-                "mean SHAP absent",
-                "top feature when present",
-            ],
-            rows,
-        ),  # fmt: skip
+        '<div class="side">' + "".join(f"<div>{p}</div>" for p in plots) + "</div>",
     ]
+    rows = [
+        [f'<td><a href="/job/{esc(job_id)}?feature={esc(quote(r.feature))}#dependence">'
+         f"{esc(r.feature)}</a></td>", cell(r.presence_rate, True),
+         cell(r.mean_shap_present, True), cell(r.mean_shap_absent, True),
+         cell(r.top_share_present, True)]
+        for r in presence.head(25).itertuples()
+    ]  # fmt: skip
+    headers = ["feature", "present in", "mean SHAP present", "mean SHAP absent",
+               "top feature when present"]  # fmt: skip
+    parts.append(table(headers, rows))
     return "".join(parts)
+
+
+def _explained_by(con, job_id: str) -> str:
+    """Links to the SHAP jobs that explain a model of this search, or a run of this job."""
+    found = con.execute(
+        """SELECT DISTINCT s.job_id, s.source FROM shap_models s
+           WHERE starts_with(s.source, 'genejobs:' || ? || ':')
+              OR s.source IN (SELECT 'genejobs:' || model_id FROM model_runs WHERE job_id = ?)
+           ORDER BY s.job_id, s.source""",
+        [job_id, job_id],
+    ).fetchall()
+    if not found:
+        return ""
+    links = [
+        f'<a href="/job/{esc(shap_job)}">{esc(shap_job)}</a> ({esc(source)})'
+        for shap_job, source in found
+    ]
+    return "<p>Explained by SHAP jobs: " + ", ".join(links) + "</p>"
+
+
+def _unit(con, job_id: str) -> str:
+    """The unit of a job's SHAP values, when its models share one."""
+    from genejobs.cli.shap_plots import OUTPUT_UNITS
+
+    families = {
+        f for (f,) in con.execute(
+            "SELECT DISTINCT family FROM shap_models WHERE job_id = ?", [job_id]
+        ).fetchall()
+    }  # fmt: skip
+    units = {OUTPUT_UNITS.get(str(f), "raw output") for f in families}
+    return units.pop() if len(units) == 1 else "model output"
+
+
+def _shap_models(con, job_id: str) -> str:
+    """The job's models; a model genejobs made links to the job that made it."""
+    models = con.execute(
+        "SELECT model_id, source, family FROM shap_models WHERE job_id = ? ORDER BY model_id",
+        [job_id],
+    ).fetchall()
+    rows = []
+    for model_id, source, family in models:
+        origin = _origin(con, str(source))
+        rows.append([cell(model_id, True), cell(source), cell(family), f"<td>{origin}</td>"])
+    return "<h2>Models</h2>" + table(["model", "source", "family", "made by"], rows)
+
+
+def _origin(con, source: str) -> str:
+    """A link to the job behind `genejobs:<model id>` or `genejobs:<job id>:<seed>`."""
+    if not source.startswith("genejobs:"):
+        return ""
+    name = source[len("genejobs:") :]
+    if ":" in name:
+        job_id, _, seed = name.rpartition(":")
+        return f'<a href="/job/{esc(job_id)}">importance job {esc(job_id)}</a>, seed {esc(seed)}'
+    found = con.execute("SELECT job_id FROM model_runs WHERE model_id = ?", [name]).fetchone()
+    if found is None:
+        return ""
+    return f'<a href="/job/{esc(found[0])}">search {esc(found[0])}</a>'
 
 
 def _has_groups(con, job_id: str) -> bool:
@@ -310,11 +404,11 @@ def _has_groups(con, job_id: str) -> bool:
     return bool(found[0])
 
 
-def _bars(series) -> str:
+def _bars(series, width: int = 300) -> str:
     top = float(series.max()) if len(series) else 1.0
     rows = [
         [cell(name), cell(value, True),
-         f'<td><span class="bar" style="width:{300 * value / (top or 1):.0f}px"></span></td>']
+         f'<td><span class="bar" style="width:{width * value / (top or 1):.0f}px"></span></td>']
         for name, value in series.items()
     ]  # fmt: skip
     return table(["feature", "mean |SHAP|", ""], rows)
@@ -329,6 +423,8 @@ def _shap_search_form(job_id: str, query: str) -> str:
 
 
 def _shap_matches(con, job_id: str, query: str) -> str:
+    from genejobs.storage import shap_queries
+
     found = con.execute(
         """SELECT r.row_id, r.row_key, r.class, r.output, r.probability, m.source
            FROM shap_rows r JOIN shap_models m USING (job_id, model_id)
@@ -337,8 +433,10 @@ def _shap_matches(con, job_id: str, query: str) -> str:
     ).fetchall()
     if not found:
         return f"<p>No prediction's id contains <b>{esc(query)}</b>.</p>"
+    names = shap_queries.class_names(con, job_id)
     rows = [
-        [f'<td><a href="/shap/{esc(job_id)}/row/{row_id}">{esc(key)}</a></td>', cell(klass),
+        [f'<td><a href="/shap/{esc(job_id)}/row/{row_id}">{esc(key)}</a></td>',
+         cell(f"{klass} {names[klass]}" if klass in names else klass),
          cell(output, True), cell(probability, True), cell(model)]
         for row_id, key, klass, output, probability, model in found
     ]  # fmt: skip
@@ -363,6 +461,7 @@ def row_page(con, job_id: str, row_id: int) -> tuple[str, str]:
         raise NotFoundError(f"no prediction {row_id} in SHAP job {job_id}")
     header, contributions = shap_queries.local(con, job_id, str(found[0]))
     first = header.iloc[0].to_dict()
+    klass = shap_queries.class_title(con, job_id, int(first["class"]))
     key = first["row_key"]
     if "class" in contributions.columns:
         contributions = contributions[contributions["class"] == first["class"]]
@@ -388,7 +487,7 @@ def row_page(con, job_id: str, row_id: int) -> tuple[str, str]:
             ["group", "SHAP"], [[cell(g), cell(f"{s:+.4g}")] for g, s in sums]
         )
     parts = [
-        f"<p>model <b>{esc(first['model'])}</b>, class {esc(first['class'])}: base value "
+        f"<p>model <b>{esc(first['model'])}</b>, {esc(klass)}: base value "
         f"{number(first['base_value'])} + contributions = output {number(first['output'])} "
         f"({esc(unit)})"
         + (

@@ -131,8 +131,10 @@ def waterfall_png(header: dict, contributions: pd.DataFrame, path: str, top: int
         if probability is not None and pd.notna(probability)
         else ""
     )
-    scope = f"model {header.get('model')}" + (
-        f", class {header['class']}" if pd.notna(header.get("class")) else ""
+    scope = (
+        f"model {header.get('model')}"
+        + (f", class {header['class']}" if pd.notna(header.get("class")) else "")
+        + (f" ({header['class_name']})" if header.get("class_name") is not None else "")
     )
     ax.set_title(
         f"{header['row_key']} ({scope}): base {start:.3f} -> output "

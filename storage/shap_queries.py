@@ -68,19 +68,75 @@ def jobs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
-def _class_filter(con, job_id: str, class_label: int | None) -> tuple[str, list]:
-    """The SQL that keeps one class's values; a class the job's models lack is refused."""
-    if class_label is None:
-        return "", []
+def class_names(con: duckdb.DuckDBPyConnection, job_id: str) -> dict[int, str]:
+    """Recorded class -> its label, for jobs whose models name their classes (else empty).
+
+    A binary job's values are recorded as class 1, its positive class.
+    """
+    row = first(
+        con.execute("SELECT n_outputs, params FROM shap_jobs WHERE job_id = ?", [job_id]).fetchall()
+    )
+    if row is None:
+        raise NotFoundError(f"unknown SHAP job '{job_id}'; see `genejobs shap list`")
+    labels = json.loads(row[1]).get("classes") or []
+    if int(row[0]) == 1:
+        return {1: labels[1]} if len(labels) == 2 else {}
+    return dict(enumerate(labels))
+
+
+def resolve_class(con: duckdb.DuckDBPyConnection, job_id: str, class_label) -> int | None:
+    """A class given by its label or by its number; a class the job's models lack is refused."""
+    if class_label is None or class_label == "":
+        return None
     outputs = job_outputs(con, job_id)
+    names = class_names(con, job_id)
+    text = str(class_label).strip()
+    by_name = {label: k for k, label in names.items()}
+    if text in by_name:
+        return by_name[text]
+    folded = {label.casefold(): k for k, label in names.items()}
+    if text.casefold() in folded:
+        return folded[text.casefold()]
     # A single-output (binary) model's values are recorded as class 1, the positive class.
     known = [1] if outputs == 1 else list(range(outputs))
-    if class_label not in known:
-        shown = "1 (binary models)" if outputs == 1 else f"0..{outputs - 1}"
-        raise InputError(
-            f"no class {class_label} in SHAP job {job_id}: its models' classes are {shown}"
-        )
-    return " AND class = ?", [class_label]
+    number = int(text) if text.lstrip("-").isdigit() else None
+    if number in known:
+        return number
+    if outputs == 1:
+        shown = f"1 ({names[1]}, the positive class)" if names else "1 (binary models)"
+    elif names:
+        shown = ", ".join(f"{k} {label}" for k, label in names.items())
+    else:
+        shown = f"0..{outputs - 1}"
+    raise InputError(f"no class {text} in SHAP job {job_id}: its models' classes are {shown}")
+
+
+def with_class_names(con, job_id: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with a class_name column after its class column, when the classes have names."""
+    if "class" not in frame.columns or "class_name" in frame.columns:
+        return frame
+    names = class_names(con, job_id)
+    if not names:
+        return frame
+    frame = frame.copy()
+    frame.insert(list(frame.columns).index("class") + 1, "class_name", frame["class"].map(names))
+    return frame
+
+
+def class_title(con, job_id: str, klass: int | None) -> str:
+    """How titles name a class: `class 2 (liver)`, or `class 2` without names."""
+    if klass is None:
+        return ""
+    name = class_names(con, job_id).get(int(klass))
+    return f"class {klass}" + (f" ({name})" if name is not None else "")
+
+
+def _class_filter(con, job_id: str, class_label) -> tuple[str, list]:
+    """The SQL that keeps one class's values (given by label or number)."""
+    klass = resolve_class(con, job_id, class_label)
+    if klass is None:
+        return "", []
+    return " AND class = ?", [klass]
 
 
 def global_importance(
@@ -108,7 +164,7 @@ def global_importance(
         ).fetchall()
         names = {m: source for m, source in models}
         frame.insert(1, "model", frame.pop("model_id").map(names))
-    return frame
+    return with_class_names(con, job_id, frame)
 
 
 def group_importance(
@@ -148,7 +204,7 @@ def group_importance(
             ).fetchall()
         )
         frame.insert(1, "model", frame.pop("model_id").map(names))
-    return frame
+    return with_class_names(con, job_id, frame)
 
 
 def job_outputs(con: duckdb.DuckDBPyConnection, job_id: str) -> int:
@@ -203,7 +259,7 @@ def local(
     ).df()
     if job_outputs(con, job_id) == 1:
         contributions = contributions.drop(columns="class")
-    return header, contributions
+    return with_class_names(con, job_id, header), with_class_names(con, job_id, contributions)
 
 
 def presence(con: duckdb.DuckDBPyConnection, job_id: str, class_label=None) -> pd.DataFrame:
@@ -238,9 +294,20 @@ def presence(con: duckdb.DuckDBPyConnection, job_id: str, class_label=None) -> p
 
 
 def beeswarm_sample(
-    con: duckdb.DuckDBPyConnection, job_id: str, features: list[str], rows: int = 2000
+    con: duckdb.DuckDBPyConnection,
+    job_id: str,
+    features: list[str],
+    rows: int = 2000,
+    class_label=None,
 ) -> pd.DataFrame:
-    """SHAP values and feature values of up to `rows` rows for the given features."""
+    """SHAP values and feature values of up to `rows` rows for the given features.
+
+    The rows are the same for every feature (a fixed pseudo-random choice), of
+    one class when `class_label` is given.
+    """
+    if not features:
+        return pd.DataFrame({"feature": [], "value": [], "shap": []})
+    where, params = _class_filter(con, job_id, class_label)
     names = ", ".join("?" * len(features))
     return con.execute(
         f"""WITH picked AS (
@@ -249,6 +316,27 @@ def beeswarm_sample(
             SELECT f.feature, v.value, v.shap
             FROM shap_values v JOIN picked USING (row_id)
                  JOIN shap_features f USING (job_id, feature_id)
-            WHERE v.job_id = ? AND f.feature IN ({names})""",
-        [job_id, rows, job_id, *features],
+            WHERE v.job_id = ? AND f.feature IN ({names}){where.replace("class", "v.class")}""",
+        [job_id, rows, job_id, *features, *params],
+    ).df()
+
+
+def dependence_sample(
+    con: duckdb.DuckDBPyConnection, job_id: str, feature: str, rows: int = 2000, class_label=None
+) -> pd.DataFrame:
+    """One feature's value, presence and SHAP value in up to `rows` sampled predictions."""
+    where, params = _class_filter(con, job_id, class_label)
+    found = first(
+        con.execute(
+            "SELECT feature_id FROM shap_features WHERE job_id = ? AND feature = ?",
+            [job_id, feature],
+        ).fetchall()
+    )
+    if found is None:
+        raise NotFoundError(f"no feature '{feature}' in SHAP job {job_id}")
+    return con.execute(
+        f"""SELECT value, present, shap FROM shap_values
+            WHERE job_id = ? AND feature_id = ?{where}
+            ORDER BY hash(row_id, class) LIMIT ?""",
+        [job_id, found[0], *params, rows],
     ).df()

@@ -71,7 +71,7 @@ class ShapStore:
                 len(starts),
                 m["zero_is_present"],
                 m["engine"],
-                json.dumps({"models": m["models"]}),
+                json.dumps({"models": m["models"], "classes": m.get("classes")}),
             ],
         )
         self._insert_frame(

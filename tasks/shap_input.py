@@ -52,6 +52,8 @@ class PreparedShapJob:
     n_outputs: int
     id_cols: tuple[str, ...]
     partition_col: str | None
+    # Class labels by recorded class (a binary job's both, its values recorded as class 1).
+    classes: tuple[str, ...] | None = None
 
 
 def parse_model_option(text: str, partitioned: bool) -> ModelChoice:
@@ -130,6 +132,7 @@ def prepare_job(
     engine: str = "auto",
     exclude: tuple[str, ...] = (),
     source: str = "the table",
+    class_names: list[str] | None = None,
 ) -> PreparedShapJob:
     """Validate the table against its models and build the job's input; raise InputError."""
     if frame.empty:
@@ -150,6 +153,7 @@ def prepare_job(
     n_outputs = {m.n_outputs for _, _, m, _ in loaded}
     if len(n_outputs) > 1:
         raise InputError("the models explain different numbers of classes")
+    classes = _class_labels(loaded, n_outputs.copy().pop(), class_names)
     named = [m for _, _, m, _ in loaded if m.features is not None]
     if features is None:
         if named:
@@ -257,7 +261,34 @@ def prepare_job(
         n_outputs=n_outputs.pop(),
         id_cols=tuple(id_cols),
         partition_col=partition_col,
+        classes=classes,
     )
+
+
+def _class_labels(loaded, n_outputs: int, given: list[str] | None) -> tuple[str, ...] | None:
+    """The job's class labels: `--class-names`, else the models' own (which must agree).
+
+    A binary model (one output) has two labels, negative then positive; its
+    values are recorded as class 1, the positive one.
+    """
+    expected = 2 if n_outputs == 1 else n_outputs
+    if given is not None:
+        if len(given) != expected or len(set(given)) != len(given) or not all(given):
+            raise InputError(
+                f"--class-names needs {expected} distinct names (the models' classes in order"
+                + (", negative then positive" if n_outputs == 1 else "")
+                + f"), got {len(given)}"
+            )
+        return tuple(given)
+    known = {m.classes for _, _, m, _ in loaded if m.classes is not None}
+    if len(known) > 1:
+        raise InputError(
+            "the models name their classes differently ("
+            + "; ".join(", ".join(c) for c in sorted(known))
+            + "); one job explains one set of classes"
+        )
+    labels = known.pop() if known else None
+    return labels if labels is not None and len(labels) == expected else None
 
 
 def _model_of_rows(

@@ -70,6 +70,8 @@ class TreeModel:
     classifier: bool
     # Rows (columns in `features` order) -> what the model reads, for a pipeline's model.
     prepare: Callable[[np.ndarray], np.ndarray] | None = None
+    # The class labels in the model's order (both of a binary model's), when it knows them.
+    classes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,11 @@ def refit_run(dataset: Path, model: str, seed: int, test_size: float) -> TreeMod
 
     matrix = load_matrix(dataset)
     estimator = fit_estimator(matrix, model, seed, test_size)[0]
-    return dataclasses.replace(from_estimator(estimator), features=tuple(matrix.genes))
+    return dataclasses.replace(
+        from_estimator(estimator),
+        features=tuple(matrix.genes),
+        classes=tuple(matrix.classes[int(c)] for c in estimator.classes_),
+    )
 
 
 def _genejobs(path: Path, sha256: str | None) -> TreeModel:
@@ -160,6 +166,7 @@ def _genejobs(path: Path, sha256: str | None) -> TreeModel:
     pipeline = load_artifact(path, sha256)
     steps = getattr(pipeline, "steps", None)
     model = from_estimator(steps[-1][1] if steps else pipeline)
+    model = dataclasses.replace(model, classes=_decoded_classes(steps or [], model.classes))
     if not steps or len(steps) == 1:
         return model
     if model.features is None:
@@ -173,6 +180,18 @@ def _genejobs(path: Path, sha256: str | None) -> TreeModel:
         return np.asarray(prepared[names], dtype=np.float32)
 
     return dataclasses.replace(model, prepare=prepare)
+
+
+def _decoded_classes(steps: list, classes: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """A pipeline's class labels: its final estimator's, through the label encoder if any."""
+    if classes is None:
+        return None
+    for _, step in steps[:-1]:
+        encoder = getattr(step, "transformer", None)
+        labels = getattr(encoder, "classes_", None)
+        if labels is not None and hasattr(step, "inverse_transform"):
+            return tuple(str(labels[int(c)]) for c in classes)
+    return classes
 
 
 def _xgboost(path: Path) -> TreeModel:
@@ -226,11 +245,15 @@ def from_estimator(estimator: Any) -> TreeModel:
             n_features=int(estimator.n_features_in_),
             features=tuple(str(n) for n in names) if names is not None else None,
             classifier=True,
+            classes=tuple(str(c) for c in estimator.classes_),
         )
+    labels = getattr(estimator, "classes_", None)
+    classes = None if labels is None else tuple(str(c) for c in labels)
     if hasattr(estimator, "get_booster"):
         estimator = estimator.get_booster()
     if hasattr(estimator, "booster_"):
         estimator = estimator.booster_
+    import dataclasses
     import tempfile
 
     with tempfile.TemporaryDirectory() as temp:
@@ -242,7 +265,7 @@ def from_estimator(estimator: Any) -> TreeModel:
             estimator.save_model(str(path))
         else:
             raise InputError(f"{name} is not a tree model genejobs can explain")
-        return load_model(str(path))
+        return dataclasses.replace(load_model(str(path)), classes=classes)
 
 
 def choose_engine(model: TreeModel, engine: str = "auto") -> str:

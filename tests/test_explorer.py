@@ -40,12 +40,18 @@ def explorer(tissue, tmp_path_factory):
         "search", tissue, "--models", "lr,dt", "--folds", "2", "--wait", "--format", "json"
     ).stdout
     job_of = __import__("json").loads(search)[0]["model_id"].rsplit("-", 1)[0]
+    # A multiclass SHAP job of a seeded run's tree: its classes are the tissues.
+    tree = run("importance", tissue, "--model", "dt", "--seeds", "5", "--wait").output
+    tree_job = tree.split("job ")[1].split(":")[0]
+    multi = run("shap", "run", tissue, "--model", f"genejobs:{tree_job}:5", "--wait").output
     run("genes", "filter", "--dataset", tissue, "--model", "lr", "--min-count", "4", "--top", "20",
         "--name", "tissue-explored")  # fmt: skip
     jobs = {
         "importance": importance.split()[1].rstrip(":"),
         "shap": shap.split("job ")[1].split(":")[0],
         "search": job_of,
+        "tree": tree_job,
+        "multiclass": multi.split("job ")[1].split(":")[0],
     }
     # The views are published every few seconds: wait until they hold both jobs.
     wait_until(
@@ -95,7 +101,7 @@ def browse(url: str, shot: Path) -> str:
     common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
               "--virtual-time-budget=3000"]  # fmt: skip
     subprocess.run(
-        [*common, "--window-size=1280,1400", f"--screenshot={shot}", url],
+        [*common, "--window-size=1280,2400", f"--screenshot={shot}", url],
         capture_output=True,
         timeout=120,
         check=True,
@@ -207,3 +213,74 @@ def test_an_importance_scope_shows_pooled_counts_and_reduced_datasets(explorer):
     )[0][0]
     assert f"in {runs} fits of lr on tissue, every job" in dom
     assert "tissue-explored" in dom
+
+
+def _svg(dom: str, label: str) -> str:
+    """The inline SVG whose aria-label starts with `label`."""
+    start = dom.index(f'aria-label="{label}')
+    return dom[start : dom.index("</svg>", start)]
+
+
+def test_shap_plots_beeswarm_presence_and_dependence(explorer):
+    job = explorer["shap"]
+    dom = browse(f"{explorer['base']}/job/{job}", explorer["folder"] / "shap_plots.png")
+    rows = sql(f"SELECT count(*) FROM shap_rows WHERE job_id = '{job}'")[0][0]
+    order = [
+        f
+        for (f,) in sql(
+            f"SELECT f.feature FROM shap_values v JOIN shap_features f USING (job_id, feature_id)"
+            f" WHERE v.job_id = '{job}' GROUP BY f.feature ORDER BY avg(abs(v.shap)) DESC, "
+            "f.feature LIMIT 15"
+        )
+    ]
+    swarm = _svg(dom, "SHAP values of 1,000 sampled predictions (overall)")
+    # One dot per sampled prediction and feature, the features in the bars' order.
+    assert swarm.count("<circle") == min(rows, 1000) * 15
+    labels = [swarm.index(f">{feature}</text>") for feature in order]
+    assert labels == sorted(labels)
+    assert "log-odds" in swarm and "absent" in swarm
+    present = _svg(dom, "mean SHAP when the feature is present and when absent")
+    assert "when present" in present and "present in " in present
+    feature = order[0]
+    dom = browse(
+        f"{explorer['base']}/job/{job}?feature={feature}", explorer["folder"] / "dependence.png"
+    )
+    scatter = _svg(dom, f"{feature}: SHAP against its value")
+    assert scatter.count("<circle") == min(rows, 2000)
+    gone = browse(f"{explorer['base']}/job/{job}?feature=no_such", explorer["folder"] / "x.png")
+    assert "no feature 'no_such'" in gone
+
+
+def test_a_multiclass_shap_job_names_its_classes(explorer):
+    import gzip
+    import json
+
+    import pandas as pd
+
+    from tests.conftest import TISSUE, frame_of, refused
+
+    job = explorer["multiclass"]
+    with gzip.open(TISSUE, "rt") as handle:
+        tissues = sorted(pd.read_csv(handle)["tissue"].astype(str).unique())
+    stored = json.loads(sql(f"SELECT params FROM shap_jobs WHERE job_id = '{job}'")[0][0])
+    assert stored["classes"] == tissues
+    by_name = frame_of(run("shap", "global", job, "--class", tissues[2], "--format", "json"))
+    by_number = frame_of(run("shap", "global", job, "--class", "2", "--format", "json"))
+    assert by_name.equals(by_number) and set(by_name["class_name"]) == {tissues[2]}
+    title = run("shap", "presence", job, "--class", tissues[2].upper()).output
+    assert f"class 2 ({tissues[2]})" in title
+    line = refused("shap", "global", job, "--class", "no_such_tissue", expect="no class")
+    assert f"0 {tissues[0]}" in line and f"6 {tissues[6]}" in line
+
+    overall = browse(f"{explorer['base']}/job/{job}", explorer["folder"] / "multiclass.png")
+    assert all(f"({name})</a>" in overall for name in tissues)
+    assert "drawn for one class: choose one above" in overall
+    chosen = browse(
+        f"{explorer['base']}/job/{job}?class={tissues[2]}", explorer["folder"] / "class.png"
+    )
+    assert f"Global contribution (overall, class 2 ({tissues[2]}))" in chosen
+    assert f"SHAP values of 1,000 sampled predictions (overall, class 2 ({tissues[2]}))" in chosen
+    # The SHAP job says which run it explains; the importance job links to the SHAP job.
+    assert f'href="/job/{explorer["tree"]}"' in chosen
+    tree = browse(f"{explorer['base']}/job/{explorer['tree']}", explorer["folder"] / "tree.png")
+    assert "Explained by SHAP jobs" in tree and job in tree

@@ -8,7 +8,7 @@ import pickle
 import pytest
 
 from genejobs.tasks import synth_l2g
-from tests.conftest import refused, run
+from tests.conftest import frame_of, refused, run
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,19 @@ def test_a_binary_jobs_class_is_its_positive_class(small):
     shown = run("shap", "global", small["job"], "--class", "1", "--format", "json")
     assert shown.exit_code == 0 and '"mean_abs_shap"' in shown.output
     refused("shap", "global", small["job"], "--class", "0", expect="classes are 1 (binary models)")
+
+
+def test_class_names_for_model_files(small):
+    """Model files do not name their classes: --class-names does, and views use them."""
+    refused(*shap_run(small, None, "--class-names", "a,b,c"), expect="needs 2 distinct names")
+    refused(*shap_run(small, None, "--class-names", "yes,yes"), expect="needs 2 distinct names")
+    named = run(*shap_run(small, None, "--class-names", "other,causal", "--wait"))
+    job = named.output.split("job ")[1].split(":")[0]
+    by_name = frame_of(run("shap", "global", job, "--class", "causal", "--format", "json"))
+    assert by_name.equals(frame_of(run("shap", "global", job, "--format", "json")))
+    assert "class 1 (causal)" in run("shap", "global", job, "--class", "causal").output
+    assert "class 1 (causal)" in run("shap", "presence", job, "--class", "1").output
+    refused("shap", "global", job, "--class", "other", expect="1 (causal, the positive class)")
 
 
 def test_groups_that_do_not_fit(small, tmp_path):

@@ -194,6 +194,7 @@ class PlanShap(Message):
     engine: str
     models: list[dict]
     groups: dict | None = None  # feature -> its group (`shap run --groups`)
+    classes: list[str] | None = None  # class labels by recorded class (see shap_input)
 
 
 @_request

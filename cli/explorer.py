@@ -290,8 +290,23 @@ def shap_body(con, job_id: str, args: dict) -> str:
     parts.append(f"<h2>Global contribution ({esc(scope)}): mean |SHAP|</h2>")
     parts.append("<p>" + " · ".join(links) + "</p>")
     if by_model:
+        serves = {
+            source: partitions
+            for source, partitions in con.execute(
+                "SELECT source, partitions FROM shap_models WHERE job_id = ?", [job_id]
+            ).fetchall()
+        }
+        column = shap_queries.job(con, job_id).get("partition_col") or "partition"
+        blocks = []
         for model, part in glob.groupby("model", sort=False):
-            parts.append(f"<h2>model {esc(model)}</h2>" + _bars(pooled(part).head(20)))
+            values = serves.get(model)
+            where = f" ({esc(column)} {esc(', '.join(values))})" if values else ""
+            bars = pooled(part)
+            blocks.append(
+                f"<div><h2>model {esc(model.rsplit('/', 1)[-1])}{where}</h2>"
+                f'<p class="muted">{esc(model)}</p>{_bars(bars[bars > 0].head(12), 160)}</div>'
+            )
+        parts.append('<div class="side">' + "".join(blocks) + "</div>")
     else:
         top = pooled(glob).head(20)
         if outputs > 1 and klass is None:
@@ -303,12 +318,13 @@ def shap_body(con, job_id: str, args: dict) -> str:
             swarm = beeswarm(sample, features, unit, title)
         parts.append(f'<div class="side"><div>{_bars(top, 160)}</div><div>{swarm}</div></div>')
     presence = shap_queries.presence(con, job_id, klass)
+    every = "all models" + (f", {chosen}" if chosen else "")
     feature = args.get("feature", "").strip()
     plots = [
         presence_plot(
             presence,
             unit,
-            f"mean SHAP when the feature is present and when absent ({scope})",
+            f"mean SHAP when the feature is present and when absent ({every})",
             lambda f: (
                 f"/job/{job_id}?feature={quote(f)}"
                 + ("" if klass is None else f"&class={klass}")
@@ -318,7 +334,7 @@ def shap_body(con, job_id: str, args: dict) -> str:
     ]
     if feature:
         sample = shap_queries.dependence_sample(con, job_id, feature, 2000, klass)
-        title = f"{feature}: SHAP against its value, 2,000 sampled predictions ({scope})"
+        title = f"{feature}: SHAP against its value, 2,000 sampled predictions ({every})"
         plots.append(f'<span id="dependence"></span>{dependence(sample, feature, unit, title)}')
     else:
         plots.append('<p class="muted">Click a feature for its SHAP against its value.</p>')

@@ -285,6 +285,10 @@ def test_shap_explains_a_searched_tree_model_and_refuses_others(small):
     assert sql(f"SELECT format FROM shap_models WHERE job_id = '{job_id}'") == [
         ("genejobs-joblib",)
     ]
+    # Class k of the values is the pipeline's class k, by its label (PyCaret encodes labels).
+    labels = [str(c) for c in pipeline.inverse_transform(estimator.classes_)]
+    params = sql(f"SELECT params FROM shap_jobs WHERE job_id = '{job_id}'")[0][0]
+    assert json.loads(params)["classes"] == labels == sorted(small_table()["tissue"].unique())
 
     refused("shap", "run", small, "--model", "genejobs:srch-nope-rf", expect="unknown model")
     refused("shap", "run", small, "--model", f"genejobs:{other}", expect="best model only")

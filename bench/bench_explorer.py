@@ -82,14 +82,15 @@ def main() -> None:
             gene = key.rsplit("|", 1)[1]
             pages = {
                 "jobs": "/",
-                "SHAP job (global, presence)": f"/job/{job}",
+                "SHAP job (bars, beeswarm, presence)": f"/job/{job}",
                 "per model": f"/job/{job}?by=model",
+                "one feature's dependence": f"/job/{job}?feature=dist_tss_min",
                 "search a gene id": f"/job/{job}?q={gene}",
                 "one prediction and its locus": f"/shap/{job}/row/{row_id}",
             }
             print(f"explorer on a SHAP job of {args.rows} rows x 53 features (median of 5)")
             for name, path in pages.items():
-                print(f"  {name:32s} {fetch_median(base + path) * 1000:6.0f} ms")
+                print(f"  {name:36s} {fetch_median(base + path) * 1000:6.0f} ms")
         finally:
             server.terminate()
             server.wait(timeout=10)

@@ -14,7 +14,7 @@ import json
 import duckdb
 
 from genejobs.tasks.candidates import CANDIDATES
-from genejobs.worker.contract import JobKind, Task, Unit, UnitStatus
+from genejobs.worker.contract import JobKind, Task, Unit, UnitStatus, run_unit_id
 
 PENDING = UnitStatus.PENDING.value
 
@@ -61,11 +61,24 @@ def _runs(con, job_ids) -> list[Unit]:
             WHERE r.status = '{PENDING}' AND NOT j.cancelled{where} ORDER BY r.job_id, r.seed""",
         args,
     ).fetchall()
+    per_job: dict[str, int] = {}
+    for row in rows:
+        per_job[row[0]] = per_job.get(row[0], 0) + 1
+    packs: dict[tuple, int] = {}
+
+    def pack(job_id: str, dataset_id: str, model: str, pairs: bool) -> int:
+        if per_job[job_id] <= 1:
+            return 1
+        if (model, dataset_id) not in packs:
+            packs[model, dataset_id] = run_pack(con, model, dataset_id)
+        size = packs[model, dataset_id] // (2 if pairs else 1)
+        return max(1, min(size, -(-per_job[job_id] // MIN_TASKS)))
+
     return [
         Unit(
             Task.IMPORTANCE_RUN,
             job_id,
-            f"{job_id}-{seed}",
+            run_unit_id(job_id, seed),
             {
                 "job_id": job_id,
                 "dataset_id": dataset_id,
@@ -76,9 +89,41 @@ def _runs(con, job_ids) -> list[Unit]:
                 **({"scheme": "pairs"} if pairs else {}),
             },
             f"importance {model} seed={seed} job={job_id}",
+            pack=pack(job_id, dataset_id, model, pairs),
         )
         for job_id, dataset_id, path, model, seed, test_size, pairs in rows
     ]
+
+
+# A task that carries seeded runs aims at about this much work: per-task costs
+# (the broker, the worker's bookkeeping, the writer's send) fade, and a killed
+# worker redoes little. A job's runs go out as at least MIN_TASKS tasks, so
+# that many workers share even a small job; a task stays under MAX_PACK runs.
+PACK_SECONDS = 0.5
+MAX_PACK = 64
+MIN_TASKS = 8
+# What a run costs beside its fit (split, score, report), in seconds.
+RUN_OVERHEAD = 0.005
+# A model's seconds per fit before any fit of it on the dataset is on record.
+PRIOR_SECONDS = {"dummy": 0.0, "lr": 0.1, "ridge": 0.05, "lda": 0.1, "svm": 0.05, "dt": 0.1}
+UNKNOWN_SECONDS = 1.0
+
+
+def run_pack(con: duckdb.DuckDBPyConnection, model: str, dataset_id: str) -> int:
+    """How many seeded runs of `model` on a dataset one task carries (1 for long fits).
+
+    The seconds per fit are the median of up to 200 recorded fits of the same
+    model on the same dataset, else a prior by model; a task whose fits run
+    longer than expected hands its remaining runs back (tasks.importance).
+    """
+    found = con.execute(
+        """SELECT median(fit_seconds), count(*) FROM (
+               SELECT fit_seconds FROM runs
+               WHERE model = ? AND dataset_id = ? AND status = 'done' LIMIT 200)""",
+        [model, dataset_id],
+    ).fetchone()
+    seconds = float(found[0]) if found[1] else PRIOR_SECONDS.get(model, UNKNOWN_SECONDS)
+    return max(1, min(MAX_PACK, int(PACK_SECONDS / (seconds + RUN_OVERHEAD))))
 
 
 def _search_folds(con, job_ids) -> list[Unit]:

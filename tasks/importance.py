@@ -7,6 +7,7 @@ is the Celery task around it, which hands the result to the writer.
 from __future__ import annotations
 
 import time
+import uuid
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,7 +20,14 @@ from genejobs.tasks.models import make_estimator, model_kind
 from genejobs.worker import inbox
 from genejobs.worker.app import unit_task, worker_name
 from genejobs.worker.config import settings
-from genejobs.worker.contract import RunDone, RunFailed, Task
+from genejobs.worker.contract import (
+    RunDone,
+    RunFailed,
+    Task,
+    Unit,
+    pack_runs,
+    run_unit_id,
+)
 
 
 @dataclass(frozen=True)
@@ -237,6 +245,18 @@ def execute(
     """
     if inbox.is_cancelled(job_id):
         return "cancelled"
+    error = run_seed(job_id, dataset_id, dataset_path, model, seed, test_size, scheme)
+    if error is not None:
+        raise RunError(error)
+    return "done"
+
+
+class RunError(Exception):
+    """A seeded fit failed (its failure is already reported to the writer)."""
+
+
+def run_seed(job_id, dataset_id, dataset_path, model, seed, test_size, scheme) -> str | None:
+    """Fit one seed and push its result; return the error text if the fit failed."""
     other_half = None
     try:
         if scheme == "pairs":
@@ -244,26 +264,113 @@ def execute(
         else:
             result = fit_run(_matrix(dataset_path), model, seed, test_size)
     except Exception as exc:
-        inbox.push(
-            RunFailed(
-                job_id=job_id,
-                dataset_id=dataset_id,
-                model=model,
-                seed=seed,
-                error=f"{exc.__class__.__name__}: {exc}",
-                worker=worker_name(),
-            )
-        )
-        raise
+        error = f"{exc.__class__.__name__}: {exc}"
+        inbox.push(RunFailed(job_id, dataset_id, model, seed, error, worker_name()))
+        return error
     inbox.push(run_message(job_id, dataset_id, model, result, other_half))
-    return f"accuracy={result.accuracy:.4f} genes={result.n_selected}"
+    return None
 
 
-@unit_task(
-    Task.IMPORTANCE_RUN,
-    lambda kw, error: RunFailed(
-        kw["job_id"], kw["dataset_id"], kw["model"], kw["seed"], error, worker_name()
-    ),
-)
-def importance_run(job_id, dataset_id, dataset_path, model, seed, test_size, scheme="split"):
-    return execute(job_id, dataset_id, dataset_path, model, seed, test_size, scheme)
+# A task of several runs that has run this long hands the runs it has not
+# started back to the queue, in two tasks, so a slow fit's job spreads over
+# idle workers and a killed worker redoes little (see storage.units.run_pack).
+HAND_BACK_SECONDS = 2.0
+
+
+def execute_many(
+    job_id: str,
+    dataset_id: str,
+    dataset_path: str,
+    model: str,
+    seeds: list[int],
+    test_size: float,
+    scheme: str = "split",
+) -> str:
+    """Run several seeds of one job in turn, each result handed to the writer as it is done.
+
+    A failed fit is reported and the others go on. Past HAND_BACK_SECONDS the
+    runs not started go back to the queue as two tasks.
+    """
+    started = checked = time.monotonic()
+    if inbox.is_cancelled(job_id):
+        return "cancelled"
+    failed: list[str] = []
+    for done, seed in enumerate(seeds):
+        now = time.monotonic()
+        left = seeds[done:]
+        if done and now - started > HAND_BACK_SECONDS and len(left) > 1:
+            half = (len(left) + 1) // 2
+            hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, left[:half])
+            hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, left[half:])
+            return f"{done} runs done, {len(left)} handed back"
+        if now - checked > 0.25:
+            checked = now
+            if inbox.is_cancelled(job_id):
+                return "cancelled"
+        error = run_seed(job_id, dataset_id, dataset_path, model, seed, test_size, scheme)
+        if error is not None:
+            failed.append(f"seed {seed}: {error}")
+    if failed:
+        raise RunError(f"{len(failed)} of {len(seeds)} runs failed; {failed[0]}")
+    return f"{len(seeds)} runs done"
+
+
+def hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, seeds) -> None:
+    """Send runs of a job to the queue again, as one task (a fresh task id)."""
+    from genejobs.worker.app import enqueue
+
+    enqueue([run_task(job_id, dataset_id, dataset_path, model, test_size, scheme, seeds)])
+
+
+def run_task(job_id, dataset_id, dataset_path, model, test_size, scheme, seeds) -> Unit:
+    """The task for some runs of a job, sent anew (a fresh resend tag)."""
+    base = {
+        "job_id": job_id,
+        "dataset_id": dataset_id,
+        "dataset_path": dataset_path,
+        "model": model,
+        "test_size": test_size,
+        **({"scheme": scheme} if scheme != "split" else {}),
+    }
+    units = [
+        Unit(
+            Task.IMPORTANCE_RUN,
+            job_id,
+            run_unit_id(job_id, seed),
+            {**base, "seed": int(seed)},
+            f"importance {model} seed={seed} job={job_id}",
+        )
+        for seed in seeds
+    ]
+    return pack_runs(units, uuid.uuid4().hex[:6])
+
+
+def split_runs(kwargs: dict) -> bool:
+    """A task of several runs delivered again (its process died): send each run alone, so
+    a run that kills its process fails alone. True when it was split."""
+    seeds = kwargs.get("seeds") or []
+    if len(seeds) < 2:
+        return False
+    from genejobs.worker.app import enqueue
+
+    args = [kwargs[k] for k in ("job_id", "dataset_id", "dataset_path", "model", "test_size")]
+    scheme = kwargs.get("scheme", "split")
+    enqueue([run_task(*args, scheme, [seed]) for seed in seeds])
+    return True
+
+
+def _give_up(kwargs: dict, error: str) -> list[RunFailed]:
+    seeds = kwargs.get("seeds") or [kwargs["seed"]]
+    return [
+        RunFailed(kwargs["job_id"], kwargs["dataset_id"], kwargs["model"], s, error, worker_name())
+        for s in seeds
+    ]
+
+
+@unit_task(Task.IMPORTANCE_RUN, _give_up, split=split_runs)
+def importance_run(
+    job_id, dataset_id, dataset_path, model, test_size, seed=None, seeds=None, scheme="split"
+):
+    if seeds is None:
+        return execute(job_id, dataset_id, dataset_path, model, seed, test_size, scheme)
+    return execute_many(job_id, dataset_id, dataset_path, model, seeds, test_size, scheme)

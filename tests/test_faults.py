@@ -66,6 +66,8 @@ def up() -> float:
 def start(kind: str, faulty: dict) -> str:
     if kind == "importance":
         args = ["importance", "tissue", "--model", "ada", "--runs", "40"]
+    elif kind == "packed":  # short fits: several runs to a task
+        args = ["importance", "tissue", "--model", "lr", "--runs", "300"]
     elif kind == "search":
         args = ["search", "tissue", "--models", "ada,rf,dt,ridge", "--folds", "5"]
     elif kind == "evaluate":
@@ -137,7 +139,7 @@ FAULTS = {
     "writer": (kill_component("writer"), True),
     "redis": (kill_component("redis"), True),
 }
-KINDS = ("importance", "search", "evaluate", "shap")
+KINDS = ("importance", "packed", "search", "evaluate", "shap")
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -314,14 +316,84 @@ def test_units_the_broker_lost_are_sent_again(faulty):
     # As if Redis had lost its last writes: the job's tasks vanish from the
     # queue while no worker runs. The writer finds its pending units held
     # nowhere and sends them again; nobody retries by hand.
+    from genejobs.worker.dispatch import broker_units
     from genejobs.worker.stack import stop
 
     stop(["compute"], progress=lambda _: None)
     job_id = run("importance", "tissue", "--model", "lr", "--runs", "12", "--no-wait").output
     job_id = job_id.strip().splitlines()[-1]
-    wait_until(lambda: inbox.client().llen(inbox.COMPUTE_QUEUE) == 12, 10, 0.05, "the tasks")
+    # Short fits go out several to a task: count the units the queued tasks carry.
+    queued = lambda: len(broker_units(inbox.client())) == 12  # noqa: E731
+    wait_until(queued, 10, 0.05, "the tasks")
     inbox.client().delete(inbox.COMPUTE_QUEUE)
     up()
     assert wait_until(lambda: final(job_id), 60, 0.25, f"job {job_id}") == {"done": 12}
     log = (settings().logs_dir / "writer.log").read_text()
     assert "pending units were held nowhere by the broker; sending them again" in log
+
+
+# runs several to a task ------------------------------------------------------------------
+
+
+def queued_tasks() -> list[dict]:
+    """The headers of the tasks waiting in the compute queue."""
+    return [json.loads(raw)["headers"] for raw in inbox.client().lrange(inbox.COMPUTE_QUEUE, 0, -1)]
+
+
+def plan_while_stopped(*args: str) -> str:
+    """Stop the compute workers and plan a job: its tasks wait in the queue."""
+    from genejobs.worker.stack import stop
+
+    stop(["compute"], progress=lambda _: None)
+    output = run(*args, "--no-wait").output
+    return output.strip().splitlines()[-1]
+
+
+def test_short_runs_go_out_several_to_a_task(faulty):
+    job_id = plan_while_stopped("importance", "tissue", "--model", "dummy", "--runs", "64")
+    seeds = sql(f"SELECT seed FROM runs WHERE job_id = '{job_id}'")
+    wanted = {f"{job_id}-{seed}" for (seed,) in seeds}
+    tasks = wait_until(lambda: len(queued_tasks()) == 8 and queued_tasks(), 10, 0.05, "the tasks")
+    carried = [unit for task in tasks for unit in task["units"]]
+    # At least eight tasks a job (so eight workers share it), each naming its units.
+    assert sorted(carried) == sorted(wanted) and all(len(t["units"]) == 8 for t in tasks)
+    up()
+    assert wait_until(lambda: final(job_id), 60, 0.25, f"job {job_id}") == {"done": 64}
+    assert_recorded_once(job_id, 64)
+
+
+def test_a_task_of_several_runs_delivered_again_sends_each_alone(faulty):
+    # As if the task's process had died once: its next delivery splits it, so a
+    # run that kills its process would fail alone, not take the others with it.
+    job_id = plan_while_stopped("importance", "tissue", "--model", "dummy", "--runs", "64")
+    task = wait_until(lambda: len(queued_tasks()) == 8 and queued_tasks()[0], 10, 0.05, "tasks")
+    inbox.client().set(inbox.DELIVERIES_PREFIX + task["id"], 1)
+    up()
+    assert wait_until(lambda: final(job_id), 60, 0.25, f"job {job_id}") == {"done": 64}
+    assert_recorded_once(job_id, 64)
+    alone = {
+        key.decode().split(inbox.DELIVERIES_PREFIX, 1)[1].split("~")[0]
+        for key in inbox.client().scan_iter(inbox.DELIVERIES_PREFIX + job_id + "-*~*")
+    }
+    assert set(task["units"]) <= alone
+
+
+def test_a_task_of_runs_that_takes_long_hands_the_rest_back(faulty, monkeypatch):
+    from genejobs.tasks import importance
+
+    job_id = plan_while_stopped("importance", "tissue", "--model", "dummy", "--runs", "24")
+    tasks = wait_until(lambda: len(queued_tasks()) == 8 and queued_tasks(), 10, 0.05, "tasks")
+    dataset_id, path, test_size = sql(
+        f"SELECT r.dataset_id, d.path, r.test_size FROM runs r JOIN datasets d "
+        f"USING (dataset_id) WHERE r.job_id = '{job_id}' LIMIT 1"
+    )[0]
+    seeds = sorted(s for (s,) in sql(f"SELECT seed FROM runs WHERE job_id = '{job_id}'"))
+    monkeypatch.setattr(importance, "HAND_BACK_SECONDS", 0.0)
+    said = importance.execute_many(job_id, dataset_id, path, "dummy", seeds, test_size)
+    assert said == "1 runs done, 23 handed back"
+    back = [t for t in queued_tasks() if t["id"] not in {task["id"] for task in tasks}]
+    assert sorted(len(t["units"]) for t in back) == [11, 12]
+    assert sorted(u for t in back for u in t["units"]) == sorted(f"{job_id}-{s}" for s in seeds[1:])
+    up()
+    assert wait_until(lambda: final(job_id), 60, 0.25, f"job {job_id}") == {"done": 24}
+    assert_recorded_once(job_id, 24)

@@ -76,7 +76,11 @@ signals.worker_ready.connect(lease.start_renewing, weak=False)
 MAX_DELIVERIES = 5
 
 
-def unit_task(name: str, give_up: Callable[[dict, str], Message]):
+def unit_task(
+    name: str,
+    give_up: Callable[[dict, str], Message | list[Message]],
+    split: Callable[[dict], bool] | None = None,
+):
     """Register a compute task around `function(**kwargs)`.
 
     Celery acknowledges a task that raised (acks_late acks failures too); a
@@ -85,18 +89,26 @@ def unit_task(name: str, give_up: Callable[[dict, str], Message]):
     take the rejection, its lease lapses and the restore sweep brings it back.
     A task delivered more than MAX_DELIVERIES times (each time its process
     died) is not run again: `give_up(kwargs, error)` is the failure reported.
+    A task delivered again that carries several units is handed to
+    `split(kwargs)`, which sends each unit alone (True when it did), so that a
+    unit whose process dies fails alone.
     """
 
     def register(function):
         def body(self, **kwargs):
             try:
-                if deliveries(self.request.id) > MAX_DELIVERIES:
+                delivered = deliveries(self.request.id)
+                if delivered > MAX_DELIVERIES:
                     error = (
                         f"WorkerLost: the worker process running this unit died "
                         f"{MAX_DELIVERIES} times (out of memory, or a crash in a library)"
                     )
-                    inbox.push(give_up(kwargs, error))
+                    reports = give_up(kwargs, error)
+                    for report in reports if isinstance(reports, list) else [reports]:
+                        inbox.push(report)
                     return error
+                if delivered > 1 and split is not None and split(kwargs):
+                    return "delivered again: its units were sent one by one"
                 return function(**kwargs)
             except ResultUndelivered as exc:
                 raise Reject(str(exc), requeue=True) from None
@@ -146,6 +158,7 @@ def enqueue(units: Iterable[Unit]) -> int:
                 producer=producer,
                 shadow=unit.shadow,
                 ignore_result=True,
+                **({"headers": {"units": list(unit.members)}} if unit.members else {}),
             )
             sent += 1
     return sent

@@ -8,7 +8,9 @@ A *unit* is the smallest piece of a job that is recorded once: a seeded run,
 a search fold, a search's finalize step, a holdout test, a SHAP shard. Its
 `unit_id` is stable (the job and what the unit does); the Celery task id is
 the unit id, plus `~` and a suffix when the unit is sent again, so anyone
-who sees a task id in the broker knows which unit it carries.
+who sees a task id in the broker knows which unit it carries. A task may
+carry several seeded runs of one job when their fits are short (`pack_runs`);
+its message then names them all in its `units` header.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class Unit:
     kwargs: dict[str, Any] = field(hash=False)
     shadow: str
     resend: str | None = None  # set when the unit is sent again (a retry, a stranded unit)
+    # How many units like this one a task may carry (seeded runs of short fits).
+    pack: int = field(default=1, compare=False)
+    # The units a task carries, when it carries several (its message's `units` header).
+    members: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def task_id(self) -> str:
@@ -67,6 +73,36 @@ class Unit:
 def unit_of(task_id: str) -> str:
     """The unit id a task id carries."""
     return task_id.split(RESEND_MARK, 1)[0]
+
+
+def run_unit_id(job_id: str, seed: int) -> str:
+    """The unit id of one seeded run."""
+    return f"{job_id}-{seed}"
+
+
+def pack_runs(units: list[Unit], resend: str | None = None) -> Unit:
+    """One task for several seeded runs of one job: the first one's arguments, every seed.
+
+    Its task id is the first unit's with `+` and how many more it carries; the
+    message names every unit it carries in its `units` header, which is what
+    the writer's sweep reads.
+    """
+    first = units[0]
+    if len(units) == 1:
+        return Unit(first.task, first.job_id, first.unit_id, first.kwargs, first.shadow, resend)
+    kwargs = {k: v for k, v in first.kwargs.items() if k != "seed"}
+    kwargs["seeds"] = [u.kwargs["seed"] for u in units]
+    model = kwargs["model"]
+    return Unit(
+        first.task,
+        first.job_id,
+        f"{first.unit_id}+{len(units) - 1}",
+        kwargs,
+        f"importance {model} seeds={kwargs['seeds'][0]}..{kwargs['seeds'][-1]} "
+        f"({len(units)}) job={first.job_id}",
+        resend,
+        members=tuple(u.unit_id for u in units),
+    )
 
 
 # Messages to the writer ------------------------------------------------------------------

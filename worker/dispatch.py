@@ -13,6 +13,7 @@ harmless: every write is idempotent.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -23,7 +24,7 @@ from collections.abc import Iterable
 import redis
 
 from genejobs.worker import lease
-from genejobs.worker.contract import Unit, unit_of
+from genejobs.worker.contract import Task, Unit, pack_runs, unit_of
 from genejobs.worker.inbox import COMPUTE_QUEUE, INBOX
 
 log = logging.getLogger("genejobs.writer")
@@ -37,14 +38,45 @@ def send(units: Iterable[Unit]) -> int:
     return enqueue(units)
 
 
+def packed(units: list[Unit]) -> list[Unit]:
+    """The tasks for `units`: runs next to each other that may share a task, in one."""
+    tasks: list[Unit] = []
+    group: list[Unit] = []
+    for unit in units:
+        if (
+            group
+            and unit.task is Task.IMPORTANCE_RUN
+            and unit.job_id == group[0].job_id
+            and unit.resend == group[0].resend
+            and len(group) < group[0].pack
+        ):
+            group.append(unit)
+            continue
+        if group:
+            tasks.append(pack_runs(group, group[0].resend))
+            group = []
+        if unit.task is Task.IMPORTANCE_RUN and unit.pack > 1:
+            group = [unit]
+        else:
+            tasks.append(unit)
+    if group:
+        tasks.append(pack_runs(group, group[0].resend))
+    return tasks
+
+
+def held_units(headers: dict) -> list[str]:
+    """The units a task message carries: those its `units` header names, or its task id's."""
+    return headers.get("units") or [unit_of(headers["id"])]
+
+
 def broker_units(conn: redis.Redis) -> set[str]:
     """The unit ids of every task the broker holds: queued, or delivered and not acknowledged."""
-    task_ids = set()
+    found: set[str] = set()
     for raw in conn.lrange(COMPUTE_QUEUE, 0, -1):
-        task_ids.add(json.loads(raw)["headers"]["id"])
+        found.update(held_units(json.loads(raw)["headers"]))
     for raw in conn.hvals(UNACKED):
-        task_ids.add(json.loads(raw)[0]["headers"]["id"])
-    return {unit_of(task_id) for task_id in task_ids}
+        found.update(held_units(json.loads(raw)[0]["headers"]))
+    return found
 
 
 class Dispatcher:
@@ -78,18 +110,20 @@ class Dispatcher:
     def resend(self, units: list[Unit]) -> int:
         """Queue units to be sent again under new task ids (a retry, a lost task)."""
         tag = uuid.uuid4().hex[:6]
-        self.outbox.extend(
-            Unit(u.task, u.job_id, u.unit_id, u.kwargs, u.shadow, resend=tag) for u in units
-        )
+        self.outbox.extend(dataclasses.replace(u, resend=tag) for u in units)
         self.sent.update(u.unit_id for u in units)
         return len(units)
 
     def flush(self, limit: int | None = None) -> int:
-        """Send up to `limit` (default: a chunk) queued units; return how many went."""
+        """Send up to `limit` (default: a chunk) queued units; return how many went.
+
+        Seeded runs of one job that may share a task (`Unit.pack`) go out
+        together, up to that many in one task.
+        """
         count = min(len(self.outbox), self.chunk if limit is None else limit)
         if count:
             going = [self.outbox[i] for i in range(count)]
-            send(going)
+            send(packed(going))
             for _ in range(count):
                 self.outbox.popleft()
         return count

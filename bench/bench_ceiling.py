@@ -11,8 +11,12 @@ meanwhile. One writer on one core: results/s, importance rows/s, and how many
 workers of that model it keeps busy (results/s x the model's seconds per fit).
 
 Dispatch: with `--dispatch-workers` compute processes, a job of `dummy` runs
-(fits nothing) from the request until every run is recorded: units/s through
-enqueue -> worker -> inbox -> writer.
+(fits nothing) from the request (the Python API, in this process) until every
+run is recorded: units/s through enqueue -> worker -> inbox -> writer.
+
+SHAP ingest: an L2G-like table of `--shap-rows` rows (53 features, five
+models) explained by 2 workers while the writer is suspended; timed from its
+resume until every shard is recorded: values/s one writer takes in.
 
     .venv/bin/python bench/bench_ceiling.py --runs 4000 --dispatch-runs 3000 --repeats 3
 """
@@ -121,18 +125,80 @@ def ingest(model: str, runs: int) -> dict:
     }
 
 
+def shap_ingest(folder: Path, rows: int, workers: int) -> dict:
+    """A SHAP job's shards computed while the writer is stopped; time the writer ingesting them.
+
+    The job is planned and its shard tasks sent; then the writer is suspended
+    (SIGSTOP) while the compute workers explain every shard into the spool and
+    report it; it resumes and takes them all in. Timed from the resume until
+    the last shard is recorded: SHAP values per second of one writer.
+    """
+    from genejobs.worker import inbox
+    from genejobs.worker.dispatch import broker_units
+
+    genejobs("up", "--workers", str(workers), "--no-flower", "--no-explorer", "--detach")
+    table = folder / "l2g.parquet"
+    if not table.exists():
+        genejobs(
+            "datasets", "synth-l2g", "--rows", str(rows), "--out", str(table),
+            "--train-models", str(folder / "models"), "--trees", "50", "--depth", "4",
+        )  # fmt: skip
+    job_id = genejobs(
+        "shap", "run", str(table), "--partition-col", "chrom",
+        "--manifest", str(folder / "models" / "models.tsv"),
+        "--id-cols", "study_id,locus_id,gene_id", "--no-wait",
+    ).stdout.strip().splitlines()[-1]  # fmt: skip
+    conn = inbox.client()
+    shards = inbox.progress(job_id)["total"]
+    while len(broker_units(conn)) < shards and not inbox.progress(job_id).get("spooled"):
+        time.sleep(0.01)
+    writer = _process("writer")
+    writer.suspend()
+    try:
+        while conn.llen(inbox.INBOX) < shards - inbox.progress(job_id).get("done", 0):
+            time.sleep(0.05)
+        already = inbox.progress(job_id).get("done", 0)
+        redis_process = _process("redis")
+        redis_before, writer_before = _cpu(redis_process), _cpu(writer)
+        started = time.monotonic()
+    finally:
+        writer.resume()
+    while inbox.progress(job_id).get("done", 0) < shards:
+        time.sleep(0.01)
+    wall = time.monotonic() - started
+    from genejobs.storage.db import reading
+
+    with reading() as con:
+        features, done_rows = con.execute(
+            "SELECT any_value(j.n_features), sum(s.n_rows) FROM shap_jobs j "
+            "JOIN shap_shards s USING (job_id) WHERE job_id = ?",
+            [job_id],
+        ).fetchone()
+    values = int(done_rows) * int(features) * (shards - already) / shards
+    return {
+        "rows": int(done_rows),
+        "shards": shards,
+        "ingested_shards": shards - already,
+        "values": values,
+        "wall_s": wall,
+        "values_per_s": values / wall,
+        "writer_cpu_s": _cpu(writer) - writer_before,
+        "redis_cpu_s": _cpu(redis_process) - redis_before,
+    }
+
+
 def dispatch(runs: int, workers: int) -> dict:
+    """A job of `runs` dummy runs, from the request (in this process) until all are recorded."""
+    import genejobs as api
     from genejobs.worker import inbox
 
     genejobs("up", "--workers", str(workers), "--no-flower", "--no-explorer", "--detach")
     writer = _process("writer")
     writer_before = _cpu(writer)
     started = time.monotonic()
-    job_id = genejobs(
-        "importance", "tissue", "--model", "dummy", "--runs", str(runs), "--no-wait"
-    ).stdout.strip()
+    job_id = api.importance("tissue", "dummy", runs=runs).id
     while inbox.progress(job_id).get("done", 0) < runs:
-        time.sleep(0.02)
+        time.sleep(0.005)
     wall = time.monotonic() - started
     return {
         "runs": runs,
@@ -150,10 +216,12 @@ def main() -> None:
     parser.add_argument("--dispatch-runs", type=int, default=3000)
     parser.add_argument("--dispatch-workers", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--shap-rows", type=int, default=100_000, help="0: no SHAP ingest")
     args = parser.parse_args()
 
     rows: dict[str, list[dict]] = {m: [] for m in args.models.split(",")}
     dispatched: list[dict] = []
+    shap_rows: list[dict] = []
     tmp = tempfile.TemporaryDirectory(prefix="genejobs-bench-ceiling-")
     with tmp, local_stack(Path(tmp.name), workers=1):
         genejobs(
@@ -174,6 +242,11 @@ def main() -> None:
             row = dispatch(args.dispatch_runs, args.dispatch_workers)
             log(f"dispatch ({repeat + 1}/{args.repeats}): {row['units_per_s']:.0f} units/s")
             dispatched.append(row)
+            if args.shap_rows:
+                row = shap_ingest(Path(tmp.name) / "l2g", args.shap_rows, 2)
+                rate = row["values_per_s"]
+                log(f"SHAP ingest ({repeat + 1}/{args.repeats}): {rate:.0f} values/s")
+                shap_rows.append(row)
 
     summary = {
         "ingest": {
@@ -183,7 +256,10 @@ def main() -> None:
             for model, found in rows.items()
         },
         "dispatch": {key: statistics.median(r[key] for r in dispatched) for key in dispatched[0]},
-        "raw": {"ingest": rows, "dispatch": dispatched},
+        "shap": {key: statistics.median(r[key] for r in shap_rows) for key in shap_rows[0]}
+        if shap_rows
+        else None,
+        "raw": {"ingest": rows, "dispatch": dispatched, "shap": shap_rows},
     }
     OUT_JSON.parent.mkdir(exist_ok=True)
     OUT_JSON.write_text(json.dumps(summary, indent=2))
@@ -206,6 +282,13 @@ def main() -> None:
         f"{d['workers']:.0f} worker processes), "
         f"writer {d['writer_cpu_per_unit_ms']:.2f} ms CPU/unit"
     )
+    if summary["shap"]:
+        sh = summary["shap"]
+        print(
+            f"SHAP ingest: {sh['values_per_s'] / 1e6:.1f} M values/s ({sh['ingested_shards']:.0f} "
+            f"shards of {sh['rows'] / sh['shards']:.0f} rows x 53 features), writer "
+            f"{sh['writer_cpu_s']:.2f} s CPU, Redis {sh['redis_cpu_s']:.2f} s CPU"
+        )
     print(f"written to {OUT_JSON}")
 
 

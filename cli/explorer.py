@@ -6,9 +6,14 @@ and never makes it wait; live progress comes from Redis. Pages:
 
 - `/`: every job of every kind, with its units, refreshed every 2 s;
 - `/job/<id>`: an importance job's gene counts (Wilson intervals) and
-  stability; a search's leaderboard; a SHAP job's global contribution (overall,
-  per model, per class), contribution against presence, and a search box that
-  finds predictions by any id column;
+  stability; a search's leaderboard and fold scores; a SHAP job's models (linked
+  to the jobs that made them), global contribution (overall, per model with its
+  partition values, per class by name) as bars beside a beeswarm, feature
+  groups, contribution against presence with one feature's dependence
+  (`?feature=`), and a search box that finds predictions by any id column;
+  importance jobs and searches link to the SHAP jobs that explain their models;
+- `/scope/<dataset>/<model>`: every importance job on a dataset and model
+  pooled, and the reduced datasets made from them;
 - `/shap/<id>/row/<row_id>`: one prediction's contributions (waterfall with
   values) beside the other candidates that share its key but the last part
   (the genes of one study and locus in the L2G layout).

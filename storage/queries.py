@@ -20,10 +20,11 @@ from genejobs.worker.errors import InputError, NotFoundError
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 
 
-def dataset(con: duckdb.DuckDBPyConnection, name_or_id: str) -> dict:
-    """One dataset's row, found by name or id."""
+def dataset(con: duckdb.DuckDBPyConnection, name_or_id: str, columns: str = "*") -> dict:
+    """One dataset's row, found by name or id (`columns`: all, or those named)."""
     cursor = con.execute(
-        "SELECT * FROM datasets WHERE name = ? OR dataset_id = ? ORDER BY name = ? DESC LIMIT 1",
+        f"SELECT {columns} FROM datasets WHERE name = ? OR dataset_id = ? "
+        "ORDER BY name = ? DESC LIMIT 1",
         [name_or_id, name_or_id, name_or_id],
     )
     row = first(cursor.fetchall())

@@ -45,7 +45,9 @@ def advance(store, job_ids: set[str]) -> dict[str, list[int]]:
     """Evaluate the until-stable jobs among `job_ids`; return the seeds of the rounds added."""
     con = store.con
     added: dict[str, list[int]] = {}
-    for job_id in sorted(job_ids):
+    # Jobs without rounds, or whose rounds stopped, stay so: they are not read again.
+    settled = store.settled_rounds
+    for job_id in sorted(job_ids - settled):
         row = first(
             con.execute(
                 "SELECT params, cancelled, dataset_id, model FROM jobs "
@@ -57,7 +59,10 @@ def advance(store, job_ids: set[str]) -> dict[str, list[int]]:
             continue
         params, cancelled, dataset_id, model = json.loads(row[0]), row[1], row[2], row[3]
         state = params.get("until_stable")
-        if not state or state["stopped"] or cancelled:
+        if not state or state["stopped"]:
+            settled.add(job_id)
+            continue
+        if cancelled:
             continue
         pending, planned = first(
             con.execute(

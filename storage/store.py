@@ -33,6 +33,7 @@ from genejobs.worker.errors import InputError
 
 SEED_LIMIT = 2**32 - 1  # numpy and scikit-learn take random_state below 2**32
 _EXHAUSTIVE_DRAW = 5_000_000  # below this many candidates, list the unused seeds outright
+SMALL_LIST = 2_000  # seeds passed as a list parameter; more go in as a registered frame
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -97,6 +98,8 @@ class ResultStore:
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
         self._genes: dict[str, list[str]] = {}
+        # Importance jobs without rounds, or whose rounds stopped (storage.rounds).
+        self.settled_rounds: set[str] = set()
 
     # datasets ---------------------------------------------------------------
 
@@ -220,7 +223,8 @@ class ResultStore:
         rule holds. Planning the same job id again returns the plan already
         made, so a request the writer applies twice creates one job.
         """
-        existing = first(
+        known = first(self.con.execute("SELECT 1 FROM jobs WHERE job_id = ?", [job_id]).fetchall())
+        existing = known and first(
             self.con.execute(
                 "SELECT j.dataset_id, d.name, d.path, j.model, list(r.seed ORDER BY r.seed), "
                 "any_value(r.test_size) FROM jobs j JOIN datasets d USING (dataset_id) "
@@ -228,7 +232,7 @@ class ResultStore:
                 [job_id],
             ).fetchall()
         )
-        if existing is not None:
+        if existing:
             return {
                 "job_id": job_id,
                 "dataset_id": existing[0],
@@ -246,7 +250,10 @@ class ResultStore:
             test_size = 0.5
         if until_stable is not None and seeds:
             raise InputError("--until-stable draws its own seeds; give --runs, not --seeds")
-        found = queries.dataset(self.con, dataset_name)
+        # Not its gene list: that can be long, and a plan does not need it.
+        found = queries.dataset(
+            self.con, dataset_name, "dataset_id, name, path, n_samples, class_counts"
+        )
         check_split(found["n_samples"], found["class_counts"], test_size)
         if not 1 <= seed_max <= SEED_LIMIT:
             raise InputError(f"--seed-max must be between 1 and {SEED_LIMIT}, got {seed_max}")
@@ -289,6 +296,14 @@ class ResultStore:
         self, job_id: str, dataset_id: str, model: str, seeds: list[int], test_size: float
     ) -> None:
         """Add pending runs of `seeds` to a job."""
+        if len(seeds) <= SMALL_LIST:  # a list parameter costs less than a registered frame
+            self.con.execute(
+                "INSERT INTO runs (dataset_id, model, seed, job_id, status, test_size) "
+                "SELECT ?, ?, unnest(?::BIGINT[]), ?, ?, ?",
+                [dataset_id, model, [int(s) for s in seeds], job_id, RunStatus.PENDING.value,
+                 test_size],
+            )  # fmt: skip
+            return
         planned = pd.DataFrame({"seed": np.asarray(seeds, dtype=np.int64)})
         self.con.register("planned", planned)
         try:
@@ -318,6 +333,13 @@ class ResultStore:
         return list(seeds)
 
     def _used_among(self, dataset_id: str, model: str, candidates) -> list[int]:
+        if len(candidates) <= SMALL_LIST:
+            rows = self.con.execute(
+                "SELECT seed FROM runs WHERE dataset_id = ? AND model = ? "
+                "AND seed IN (SELECT unnest(?::BIGINT[])) ORDER BY seed",
+                [dataset_id, model, [int(c) for c in candidates]],
+            ).fetchall()
+            return [int(r[0]) for r in rows]
         frame = pd.DataFrame({"seed": np.asarray(candidates, dtype=np.int64)})
         self.con.register("candidates", frame)
         try:
@@ -331,12 +353,18 @@ class ResultStore:
         return [int(r[0]) for r in rows]
 
     def draw_seeds(self, found: dict, model: str, runs: int, seed_max: int) -> list[int]:
-        used_count = first(
-            self.con.execute(
-                "SELECT count(*) FROM runs WHERE dataset_id = ? AND model = ? AND seed <= ?",
-                [found["dataset_id"], model, seed_max],
-            ).fetchall()
-        )[0]
+        # Counting the used seeds scans the runs: only when the range could run out.
+        all_runs = first(self.con.execute("SELECT count(*) FROM runs").fetchall())[0]
+        used_count = (
+            all_runs
+            if seed_max - all_runs >= runs and seed_max > _EXHAUSTIVE_DRAW
+            else first(
+                self.con.execute(
+                    "SELECT count(*) FROM runs WHERE dataset_id = ? AND model = ? AND seed <= ?",
+                    [found["dataset_id"], model, seed_max],
+                ).fetchall()
+            )[0]
+        )
         remaining = seed_max - used_count
         if runs > remaining:
             raise InputError(

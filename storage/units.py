@@ -71,8 +71,7 @@ def _runs(con, job_ids) -> list[Unit]:
             return 1
         if (model, dataset_id) not in packs:
             packs[model, dataset_id] = run_pack(con, model, dataset_id)
-        size = packs[model, dataset_id] // (2 if pairs else 1)
-        return max(1, min(size, -(-per_job[job_id] // MIN_TASKS)))
+        return max(1, packs[model, dataset_id] // (2 if pairs else 1))
 
     return [
         Unit(
@@ -97,11 +96,10 @@ def _runs(con, job_ids) -> list[Unit]:
 
 # A task that carries seeded runs aims at about this much work: per-task costs
 # (the broker, the worker's bookkeeping, the writer's send) fade, and a killed
-# worker redoes little. A job's runs go out as at least MIN_TASKS tasks, so
-# that many workers share even a small job; a task stays under MAX_PACK runs.
+# worker redoes little; a task stays under MAX_PACK runs. Packs also shrink as
+# a job's runs run out (worker.dispatch.packed).
 PACK_SECONDS = 0.5
 MAX_PACK = 64
-MIN_TASKS = 8
 # What a run costs beside its fit (split, score, report), in seconds.
 RUN_OVERHEAD = 0.005
 # A model's seconds per fit before any fit of it on the dataset is on record.

@@ -177,14 +177,41 @@ def fit_pair(matrix: ExpressionMatrix, model: str, seed: int) -> tuple[RunResult
 
 def _scores(estimator, X_test, y_test, n_classes: int) -> tuple[float, float, float, float]:
     """Accuracy, precision, recall and F1 on a holdout (binary, or weighted over classes)."""
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    return holdout_scores(np.asarray(y_test), np.asarray(estimator.predict(X_test)), n_classes)
 
-    predicted = estimator.predict(X_test)
-    average = "binary" if n_classes == 2 else "weighted"
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y_test, predicted, average=average, zero_division=0
+
+def holdout_scores(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
+) -> tuple[float, float, float, float]:
+    """scikit-learn's accuracy_score and precision_recall_fscore_support (zero_division=0;
+    binary for class code 1 with two classes, else weighted by support), from the counts.
+
+    The same numbers as scikit-learn's functions (tests/test_fit.py checks it),
+    without their input checks, which cost more than a short fit itself.
+    """
+    labels = np.union1d(y_true, y_pred)
+    true_pos = np.array([np.sum((y_true == c) & (y_pred == c)) for c in labels], dtype=float)
+    predicted = np.array([np.sum(y_pred == c) for c in labels], dtype=float)
+    support = np.array([np.sum(y_true == c) for c in labels], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, true_pos / predicted, 0.0)
+        recall = np.where(support > 0, true_pos / support, 0.0)
+        denominator = predicted + support  # 2tp + fp + fn
+        f1 = np.where(denominator > 0, 2 * true_pos / denominator, 0.0)
+    accuracy = float(np.mean(y_true == y_pred))
+    if n_classes == 2:
+        at = np.flatnonzero(labels == 1)
+        if not len(at):
+            return accuracy, 0.0, 0.0, 0.0
+        k = at[0]
+        return accuracy, float(precision[k]), float(recall[k]), float(f1[k])
+    total = support.sum()
+    return (
+        accuracy,
+        float(precision @ support / total),
+        float(recall @ support / total),
+        float(f1 @ support / total),
     )
-    return float(accuracy_score(y_test, predicted)), float(precision), float(recall), float(f1)
 
 
 @lru_cache(maxsize=8)

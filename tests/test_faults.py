@@ -340,6 +340,12 @@ def queued_tasks() -> list[dict]:
     return [json.loads(raw)["headers"] for raw in inbox.client().lrange(inbox.COMPUTE_QUEUE, 0, -1)]
 
 
+def all_queued(units: int) -> list[dict] | None:
+    """The queued tasks' headers once they carry `units` units."""
+    tasks = queued_tasks()
+    return tasks if sum(len(t.get("units") or [t["id"]]) for t in tasks) == units else None
+
+
 def plan_while_stopped(*args: str) -> str:
     """Stop the compute workers and plan a job: its tasks wait in the queue."""
     from genejobs.worker.stack import stop
@@ -353,10 +359,13 @@ def test_short_runs_go_out_several_to_a_task(faulty):
     job_id = plan_while_stopped("importance", "tissue", "--model", "dummy", "--runs", "64")
     seeds = sql(f"SELECT seed FROM runs WHERE job_id = '{job_id}'")
     wanted = {f"{job_id}-{seed}" for (seed,) in seeds}
-    tasks = wait_until(lambda: len(queued_tasks()) == 8 and queued_tasks(), 10, 0.05, "the tasks")
-    carried = [unit for task in tasks for unit in task["units"]]
-    # At least eight tasks a job (so eight workers share it), each naming its units.
-    assert sorted(carried) == sorted(wanted) and all(len(t["units"]) == 8 for t in tasks)
+    tasks = wait_until(lambda: all_queued(64), 10, 0.05, "the tasks")
+    carried = [unit for task in tasks for unit in task.get("units") or [task["id"]]]
+    assert sorted(carried) == sorted(wanted)
+    # Packs of at most 1/16 of the runs waiting, shrinking to single runs at the end.
+    # (The broker's list takes tasks in at its head: the first sent is last in it.)
+    sent = [len(task.get("units") or [task["id"]]) for task in reversed(tasks)]
+    assert sent[0] == 4 and sent[-1] == 1 and sent == sorted(sent, reverse=True)
     up()
     assert wait_until(lambda: final(job_id), 60, 0.25, f"job {job_id}") == {"done": 64}
     assert_recorded_once(job_id, 64)
@@ -366,7 +375,8 @@ def test_a_task_of_several_runs_delivered_again_sends_each_alone(faulty):
     # As if the task's process had died once: its next delivery splits it, so a
     # run that kills its process would fail alone, not take the others with it.
     job_id = plan_while_stopped("importance", "tissue", "--model", "dummy", "--runs", "64")
-    task = wait_until(lambda: len(queued_tasks()) == 8 and queued_tasks()[0], 10, 0.05, "tasks")
+    tasks = wait_until(lambda: all_queued(64), 10, 0.05, "the tasks")
+    task = max(tasks, key=lambda t: len(t.get("units") or []))
     inbox.client().set(inbox.DELIVERIES_PREFIX + task["id"], 1)
     up()
     assert wait_until(lambda: final(job_id), 60, 0.25, f"job {job_id}") == {"done": 64}
@@ -382,7 +392,7 @@ def test_a_task_of_runs_that_takes_long_hands_the_rest_back(faulty, monkeypatch)
     from genejobs.tasks import importance
 
     job_id = plan_while_stopped("importance", "tissue", "--model", "dummy", "--runs", "24")
-    tasks = wait_until(lambda: len(queued_tasks()) == 8 and queued_tasks(), 10, 0.05, "tasks")
+    tasks = wait_until(lambda: all_queued(24), 10, 0.05, "the tasks")
     dataset_id, path, test_size = sql(
         f"SELECT r.dataset_id, d.path, r.test_size FROM runs r JOIN datasets d "
         f"USING (dataset_id) WHERE r.job_id = '{job_id}' LIMIT 1"

@@ -29,6 +29,34 @@ def test_every_model_fits_and_ranks_its_nonzero_genes(matrix, model):
     assert len(set(chosen.gene_index)) == len(chosen.gene_index)
 
 
+def test_holdout_scores_are_scikit_learns():
+    """The counted scores equal accuracy_score and precision_recall_fscore_support, binary
+    and weighted, with classes missing from the predictions or from the holdout."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    from genejobs.tasks.importance import holdout_scores
+
+    rng = np.random.default_rng(5)
+    cases = 0
+    for n_classes in (2, 3, 7):
+        for _ in range(300):
+            n = int(rng.integers(1, 40))
+            y_true = rng.integers(0, n_classes, n)
+            y_pred = rng.integers(0, int(rng.integers(1, n_classes + 1)), n)
+            if rng.random() < 0.3:
+                y_pred = y_true.copy()
+            average = "binary" if n_classes == 2 else "weighted"
+            expected = (
+                accuracy_score(y_true, y_pred),
+                *precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)[
+                    :3
+                ],
+            )
+            assert holdout_scores(y_true, y_pred, n_classes) == pytest.approx(expected, abs=1e-12)
+            cases += 1
+    assert cases == 900
+
+
 def test_the_same_seed_gives_the_same_run(matrix):
     first = fit_run(matrix, "rf", seed=123, test_size=0.25).selection
     again = fit_run(matrix, "rf", seed=123, test_size=0.25).selection

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 
 import redis
@@ -38,29 +38,47 @@ def send(units: Iterable[Unit]) -> int:
     return enqueue(units)
 
 
-def packed(units: list[Unit]) -> list[Unit]:
-    """The tasks for `units`: runs next to each other that may share a task, in one."""
+# Packs shrink as a job's waiting runs run out (guided self-scheduling): a pack
+# holds at most 1/GUIDE of the runs still waiting, so a job's last tasks are
+# single runs and no worker waits on a long last pack while others idle.
+GUIDE = 16
+
+
+def packed(units: list[Unit], waiting: Counter | None = None) -> list[Unit]:
+    """The tasks for `units`: runs next to each other that may share a task, in one.
+
+    `waiting` counts each job's runs waiting to be sent, these included.
+    """
+    waiting = Counter(waiting or Counter(u.job_id for u in units))
     tasks: list[Unit] = []
     group: list[Unit] = []
+    size = 1
+
+    def close() -> None:
+        tasks.append(pack_runs(group, group[0].resend))
+        waiting[group[0].job_id] -= len(group)
+
     for unit in units:
         if (
             group
             and unit.task is Task.IMPORTANCE_RUN
             and unit.job_id == group[0].job_id
             and unit.resend == group[0].resend
-            and len(group) < group[0].pack
+            and len(group) < size
         ):
             group.append(unit)
             continue
         if group:
-            tasks.append(pack_runs(group, group[0].resend))
+            close()
             group = []
-        if unit.task is Task.IMPORTANCE_RUN and unit.pack > 1:
+        size = min(unit.pack, -(-waiting[unit.job_id] // GUIDE))
+        if unit.task is Task.IMPORTANCE_RUN and size > 1:
             group = [unit]
         else:
             tasks.append(unit)
+            waiting[unit.job_id] -= 1
     if group:
-        tasks.append(pack_runs(group, group[0].resend))
+        close()
     return tasks
 
 
@@ -94,6 +112,7 @@ class Dispatcher:
         self.chunk = chunk
         self.sent: set[str] = set()
         self.outbox: deque[Unit] = deque()
+        self.waiting: Counter = Counter()  # units in the outbox, by job
         self.suspects: set[str] = set()
         self.last_sweep = 0.0
         # Whether anything may have changed since a sweep found nothing pending;
@@ -104,6 +123,7 @@ class Dispatcher:
         """Queue the units this writer has not sent yet; return how many."""
         fresh = [u for u in units if u.unit_id not in self.sent]
         self.outbox.extend(fresh)
+        self.waiting.update(u.job_id for u in fresh)
         self.sent.update(u.unit_id for u in fresh)
         return len(fresh)
 
@@ -111,6 +131,7 @@ class Dispatcher:
         """Queue units to be sent again under new task ids (a retry, a lost task)."""
         tag = uuid.uuid4().hex[:6]
         self.outbox.extend(dataclasses.replace(u, resend=tag) for u in units)
+        self.waiting.update(u.job_id for u in units)
         self.sent.update(u.unit_id for u in units)
         return len(units)
 
@@ -123,9 +144,10 @@ class Dispatcher:
         count = min(len(self.outbox), self.chunk if limit is None else limit)
         if count:
             going = [self.outbox[i] for i in range(count)]
-            send(packed(going))
+            send(packed(going, self.waiting))
             for _ in range(count):
-                self.outbox.popleft()
+                self.waiting[self.outbox.popleft().job_id] -= 1
+            self.waiting = +self.waiting  # drop the jobs with nothing waiting
         return count
 
     def sweep_due(self) -> bool:

@@ -14,6 +14,7 @@ import json
 import duckdb
 
 from genejobs.tasks.candidates import CANDIDATES
+from genejobs.worker.config import settings
 from genejobs.worker.contract import JobKind, Task, Unit, UnitStatus, run_unit_id
 
 PENDING = UnitStatus.PENDING.value
@@ -94,11 +95,10 @@ def _runs(con, job_ids) -> list[Unit]:
     ]
 
 
-# A task that carries seeded runs aims at about this much work: per-task costs
+# A task that carries seeded runs aims at GENEJOBS_PACK_SECONDS of work: per-task costs
 # (the broker, the worker's bookkeeping, the writer's send) fade, and a killed
 # worker redoes little; a task stays under MAX_PACK runs. Packs also shrink as
 # a job's runs run out (worker.dispatch.packed).
-PACK_SECONDS = 0.5
 MAX_PACK = 64
 # What a run costs beside its fit (split, score, report), in seconds.
 RUN_OVERHEAD = 0.005
@@ -121,7 +121,7 @@ def run_pack(con: duckdb.DuckDBPyConnection, model: str, dataset_id: str) -> int
         [model, dataset_id],
     ).fetchone()
     seconds = float(found[0]) if found[1] else PRIOR_SECONDS.get(model, UNKNOWN_SECONDS)
-    return max(1, min(MAX_PACK, int(PACK_SECONDS / (seconds + RUN_OVERHEAD))))
+    return max(1, min(MAX_PACK, int(settings().pack_seconds / (seconds + RUN_OVERHEAD))))
 
 
 def _search_folds(con, job_ids) -> list[Unit]:

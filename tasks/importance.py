@@ -298,10 +298,11 @@ def run_seed(job_id, dataset_id, dataset_path, model, seed, test_size, scheme) -
     return None
 
 
-# A task of several runs that has run this long hands the runs it has not
-# started back to the queue, in two tasks, so a slow fit's job spreads over
-# idle workers and a killed worker redoes little (see storage.units.run_pack).
-HAND_BACK_SECONDS = 2.0
+# A task of several runs that has run this many times its planned seconds
+# (GENEJOBS_PACK_SECONDS) hands the runs it has not started back to the queue,
+# in two tasks, so a slow fit's job spreads over idle workers and a killed
+# worker redoes little (see storage.units.run_pack).
+HAND_BACK_FACTOR = 4.0
 
 
 def execute_many(
@@ -315,17 +316,18 @@ def execute_many(
 ) -> str:
     """Run several seeds of one job in turn, each result handed to the writer as it is done.
 
-    A failed fit is reported and the others go on. Past HAND_BACK_SECONDS the
-    runs not started go back to the queue as two tasks.
+    A failed fit is reported and the others go on. Past HAND_BACK_FACTOR times
+    the planned seconds, the runs not started go back to the queue as two tasks.
     """
     started = checked = time.monotonic()
+    hand_back_after = HAND_BACK_FACTOR * settings().pack_seconds
     if inbox.is_cancelled(job_id):
         return "cancelled"
     failed: list[str] = []
     for done, seed in enumerate(seeds):
         now = time.monotonic()
         left = seeds[done:]
-        if done and now - started > HAND_BACK_SECONDS and len(left) > 1:
+        if done and now - started > hand_back_after and len(left) > 1:
             half = (len(left) + 1) // 2
             hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, left[:half])
             hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, left[half:])

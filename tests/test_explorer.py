@@ -41,9 +41,9 @@ def explorer(tissue, tmp_path_factory):
     ).stdout
     job_of = __import__("json").loads(search)[0]["model_id"].rsplit("-", 1)[0]
     # A multiclass SHAP job of a seeded run's tree: its classes are the tissues.
-    tree = run("importance", tissue, "--model", "dt", "--seeds", "5", "--wait").output
+    tree = run("importance", tissue, "--model", "dt", "--seeds", "90210", "--wait").output
     tree_job = tree.split("job ")[1].split(":")[0]
-    multi = run("shap", "run", tissue, "--model", f"genejobs:{tree_job}:5", "--wait").output
+    multi = run("shap", "run", tissue, "--model", f"genejobs:{tree_job}:90210", "--wait").output
     run("genes", "filter", "--dataset", tissue, "--model", "lr", "--min-count", "4", "--top", "20",
         "--name", "tissue-explored")  # fmt: skip
     jobs = {

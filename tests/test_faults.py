@@ -398,7 +398,7 @@ def test_a_task_of_runs_that_takes_long_hands_the_rest_back(faulty, monkeypatch)
         f"USING (dataset_id) WHERE r.job_id = '{job_id}' LIMIT 1"
     )[0]
     seeds = sorted(s for (s,) in sql(f"SELECT seed FROM runs WHERE job_id = '{job_id}'"))
-    monkeypatch.setattr(importance, "HAND_BACK_SECONDS", 0.0)
+    monkeypatch.setattr(importance, "HAND_BACK_FACTOR", 0.0)
     said = importance.execute_many(job_id, dataset_id, path, "dummy", seeds, test_size)
     assert said == "1 runs done, 23 handed back"
     back = [t for t in queued_tasks() if t["id"] not in {task["id"] for task in tasks}]

@@ -43,6 +43,8 @@ class Settings:
     lock_wait: float
     views_interval: float = 3.0  # seconds between view publications; 0: none
     explorer_port: int = 5556
+    # Seconds of work a task of seeded runs aims at (storage.units.run_pack); 0: one run a task.
+    pack_seconds: float = 0.5
     redis_url_given: str = ""  # GENEJOBS_REDIS_URL as given (no password added)
 
     @property
@@ -109,6 +111,7 @@ _VARIABLES = (
     "GENEJOBS_LOCK_WAIT",
     "GENEJOBS_VIEWS_INTERVAL",
     "GENEJOBS_EXPLORER_PORT",
+    "GENEJOBS_PACK_SECONDS",
 )
 
 
@@ -154,6 +157,7 @@ def _settings(
         lock_wait=float(env.get("GENEJOBS_LOCK_WAIT", "30")),
         views_interval=float(env.get("GENEJOBS_VIEWS_INTERVAL", "3")),
         explorer_port=int(env.get("GENEJOBS_EXPLORER_PORT", "5556")),
+        pack_seconds=float(env.get("GENEJOBS_PACK_SECONDS", "0.5")),
     )
 
 

@@ -336,6 +336,9 @@ def shap_body(con, job_id: str, args: dict) -> str:
                 + "#dependence"
             ),
         )
+        if outputs == 1 or klass is not None
+        # A multiclass model's signed values of one row cancel out over its classes.
+        else '<p class="muted">Signed SHAP is drawn for one class: choose one above.</p>'
     ]
     if feature:
         sample = shap_queries.dependence_sample(con, job_id, feature, 2000, klass)

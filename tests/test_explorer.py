@@ -275,11 +275,13 @@ def test_a_multiclass_shap_job_names_its_classes(explorer):
     overall = browse(f"{explorer['base']}/job/{job}", explorer["folder"] / "multiclass.png")
     assert all(f"({name})</a>" in overall for name in tissues)
     assert "drawn for one class: choose one above" in overall
+    assert "Signed SHAP is drawn for one class" in overall
     chosen = browse(
         f"{explorer['base']}/job/{job}?class={tissues[2]}", explorer["folder"] / "class.png"
     )
     assert f"Global contribution (overall, class 2 ({tissues[2]}))" in chosen
     assert f"SHAP values of 1,000 sampled predictions (overall, class 2 ({tissues[2]}))" in chosen
+    assert f"present and when absent (all models, class 2 ({tissues[2]}))" in chosen
     # The SHAP job says which run it explains; the importance job links to the SHAP job.
     assert f'href="/job/{explorer["tree"]}"' in chosen
     tree = browse(f"{explorer['base']}/job/{explorer['tree']}", explorer["folder"] / "tree.png")

@@ -2,7 +2,9 @@
 
 DuckDB lets one process hold a file read-write, and a reader in another
 process cannot open it meanwhile. The writer holds the file only while it has
-work, so readers retry briefly on a lock instead of failing.
+work, so readers retry briefly on a lock instead of failing; a reader that
+finds the file held says so in Redis, and the writer lets go within its
+`max_hold` (2 s) instead of `max_hold_alone` (10 s).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def connect(
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
                 raise GenejobsError(f"cannot open {path}: {str(exc).splitlines()[0]}") from None
+            _ask_writer()
             if time.monotonic() > deadline:
                 raise StoreBusy(
                     f"{path} stayed locked by another process for {wait:.0f} s; "
@@ -67,6 +70,16 @@ def reading(wait: float | None = None, sealed: bool = False) -> Iterator[duckdb.
         yield con
     finally:
         con.close()
+
+
+def _ask_writer() -> None:
+    """Tell the writer a reader waits for the file: it lets go within `max_hold` then."""
+    import redis
+
+    from genejobs.worker import inbox
+
+    with contextlib.suppress(redis.RedisError):
+        inbox.client().set(inbox.READER_WANTS, "1", px=1000)
 
 
 def _yield_to_writer(wait: float) -> None:

@@ -26,6 +26,7 @@ from genejobs.worker.errors import GenejobsError, ResultUndelivered, ServiceUnav
 INBOX = "genejobs:inbox"
 PROCESSING = "genejobs:inbox:processing"
 WRITER_WANTS = "genejobs:writer:wants-file"  # set while the writer waits to open the file
+READER_WANTS = "genejobs:reader:wants-file"  # set while a reader waits for the writer to let go
 DEAD_LETTERS = "genejobs:inbox:dead"
 REPLY_PREFIX = "genejobs:reply:"
 PROGRESS_PREFIX = "genejobs:job:"

@@ -7,9 +7,11 @@ created, and publishes job progress. It holds a lock in Redis (renewed by a
 thread; see `worker.writer_lock`) and names itself in the results file's
 `writer_fence`, which every transaction checks: a writer that lost its lock
 commits nothing more. A Redis that goes away is waited for, not fatal.
-It keeps the file open only while work keeps coming, and lets go at least
-every `max_hold` seconds, so readers (`genejobs sql`, the duckdb CLI, a
-notebook) get their turn.
+It keeps the file open only while work keeps coming, and lets go within
+`max_hold` seconds of a genejobs reader asking (`genejobs sql`, any command,
+the Python API: they say so in Redis), and at least every `max_hold_alone`
+seconds for readers that cannot ask (the duckdb CLI on the live file; the
+views under `views/` never wait).
 
 Run it with `python -m genejobs.worker.writer`; `genejobs up` does.
 """
@@ -87,6 +89,7 @@ class Writer:
         gather: float = 0.5,
         gather_target: int = 32,
         max_hold: float = 2.0,
+        max_hold_alone: float = 10.0,
         reader_window: float = 0.1,
     ):
         self.config = settings()
@@ -102,6 +105,7 @@ class Writer:
         self.gather = gather
         self.gather_target = gather_target
         self.max_hold = max_hold
+        self.max_hold_alone = max_hold_alone
         self.reader_window = reader_window
         self.lock = WriterLock(self.config.redis_url, self.identity)
         self.processing = f"{inbox.PROCESSING}:{self.identity}"
@@ -183,13 +187,21 @@ class Writer:
             self._sweep()
         # Let readers in when idle, unless more results are on their way
         # (reopening costs more than a batch), and at least every max_hold.
-        held_too_long = self.con is not None and time.monotonic() - self.opened_at > self.max_hold
+        held_too_long = self.con is not None and self._held_too_long()
         idle = not raw and not self._tasks_queued() and not self.dispatcher.outbox
         self._publish_views()
         if held_too_long or idle:
             self._close()
             if held_too_long:
                 time.sleep(self.reader_window)
+
+    def _held_too_long(self) -> bool:
+        """Past max_hold when a reader waits for the file (it says so in Redis), past
+        max_hold_alone when none does: each reopening costs a checkpoint."""
+        held = time.monotonic() - self.opened_at
+        if held <= self.max_hold:
+            return False
+        return held > self.max_hold_alone or bool(self.redis.exists(inbox.READER_WANTS))
 
     def _publish_views(self) -> None:
         """Publish the results' changes for other DuckDB clients (storage.views), at most

@@ -55,6 +55,15 @@ def _axis(x0, x1, lo, hi, y, label: str) -> list[str]:
     return parts
 
 
+def _svg_start(title: str, width: float, height: float, left: float) -> list[str]:
+    """An inline SVG's opening tag (labelled by its title) and the title drawn at its top."""
+    return [
+        f'<svg class="plot" role="img" aria-label="{_esc(title)}" width="{width}" '
+        f'height="{height}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif">',
+        f'<text x="{left}" y="16" font-size="13">{_esc(title)}</text>',
+    ]
+
+
 def beeswarm(sample: pd.DataFrame, features: list[str], unit: str, title: str) -> str:
     """One row of dots per feature (SHAP value across, coloured by the feature's value).
 
@@ -74,9 +83,7 @@ def beeswarm(sample: pd.DataFrame, features: list[str], unit: str, title: str) -
         return left + (v - lo) / (hi - lo) * (right - left)
 
     parts = [
-        f'<svg class="plot" role="img" aria-label="{_esc(title)}" width="{right + 110}" '
-        f'height="{height}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif">',
-        f'<text x="{left}" y="16" font-size="13">{_esc(title)}</text>',
+        *_svg_start(title, right + 110, height, left),
         f'<line x1="{at(0):.1f}" y1="{top - 6}" x2="{at(0):.1f}" '
         f'y2="{top + row_h * len(features)}" stroke="#999" stroke-dasharray="3,3"/>',
     ]
@@ -146,9 +153,7 @@ def presence_plot(table: pd.DataFrame, unit: str, title: str, link=None) -> str:
         return left + (v - lo) / (hi - lo) * (right - left)
 
     parts = [
-        f'<svg class="plot" role="img" aria-label="{_esc(title)}" width="{right + 190}" '
-        f'height="{height}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif">',
-        f'<text x="{left}" y="16" font-size="13">{_esc(title)}</text>',
+        *_svg_start(title, right + 190, height, left),
         f'<line x1="{at(0):.1f}" y1="{top - 6}" x2="{at(0):.1f}" y2="{top + row_h * len(rows)}" '
         'stroke="#999" stroke-dasharray="3,3"/>',
     ]
@@ -205,9 +210,7 @@ def dependence(sample: pd.DataFrame, feature: str, unit: str, title: str) -> str
         return bottom - (v - y_lo) / (y_hi - y_lo) * (bottom - top)
 
     parts = [
-        f'<svg class="plot" role="img" aria-label="{_esc(title)}" width="{right + 30}" '
-        f'height="{bottom + 50}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif">',
-        f'<text x="{left}" y="16" font-size="13">{_esc(title)}</text>',
+        *_svg_start(title, right + 30, bottom + 50, left),
         f'<line x1="{left}" y1="{py(0):.1f}" x2="{right}" y2="{py(0):.1f}" stroke="#999" '
         'stroke-dasharray="3,3"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="#444"/>',

@@ -15,7 +15,7 @@ import duckdb
 
 from genejobs.tasks.candidates import CANDIDATES
 from genejobs.worker.config import settings
-from genejobs.worker.contract import JobKind, Task, Unit, UnitStatus, run_unit_id
+from genejobs.worker.contract import JobKind, Task, Unit, UnitStatus, run_unit
 
 PENDING = UnitStatus.PENDING.value
 
@@ -75,21 +75,15 @@ def _runs(con, job_ids) -> list[Unit]:
         return max(1, packs[model, dataset_id] // (2 if pairs else 1))
 
     return [
-        Unit(
-            Task.IMPORTANCE_RUN,
+        run_unit(
             job_id,
-            run_unit_id(job_id, seed),
-            {
-                "job_id": job_id,
-                "dataset_id": dataset_id,
-                "dataset_path": path,
-                "model": model,
-                "seed": int(seed),
-                "test_size": test_size,
-                **({"scheme": "pairs"} if pairs else {}),
-            },
-            f"importance {model} seed={seed} job={job_id}",
-            pack=pack(job_id, dataset_id, model, pairs),
+            dataset_id,
+            path,
+            model,
+            seed,
+            test_size,
+            "pairs" if pairs else "split",
+            pack(job_id, dataset_id, model, pairs),
         )
         for job_id, dataset_id, path, model, seed, test_size, pairs in rows
     ]

@@ -20,14 +20,7 @@ from genejobs.tasks.models import make_estimator, model_kind
 from genejobs.worker import inbox
 from genejobs.worker.app import unit_task, worker_name
 from genejobs.worker.config import settings
-from genejobs.worker.contract import (
-    RunDone,
-    RunFailed,
-    Task,
-    Unit,
-    pack_runs,
-    run_unit_id,
-)
+from genejobs.worker.contract import RunDone, RunFailed, Task, Unit, pack_runs, run_unit
 
 
 @dataclass(frozen=True)
@@ -353,23 +346,8 @@ def hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, seeds)
 
 def run_task(job_id, dataset_id, dataset_path, model, test_size, scheme, seeds) -> Unit:
     """The task for some runs of a job, sent anew (a fresh resend tag)."""
-    base = {
-        "job_id": job_id,
-        "dataset_id": dataset_id,
-        "dataset_path": dataset_path,
-        "model": model,
-        "test_size": test_size,
-        **({"scheme": scheme} if scheme != "split" else {}),
-    }
     units = [
-        Unit(
-            Task.IMPORTANCE_RUN,
-            job_id,
-            run_unit_id(job_id, seed),
-            {**base, "seed": int(seed)},
-            f"importance {model} seed={seed} job={job_id}",
-        )
-        for seed in seeds
+        run_unit(job_id, dataset_id, dataset_path, model, seed, test_size, scheme) for seed in seeds
     ]
     return pack_runs(units, uuid.uuid4().hex[:6])
 

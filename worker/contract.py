@@ -80,6 +80,35 @@ def run_unit_id(job_id: str, seed: int) -> str:
     return f"{job_id}-{seed}"
 
 
+def run_unit(
+    job_id: str,
+    dataset_id: str,
+    dataset_path: str,
+    model: str,
+    seed: int,
+    test_size: float,
+    scheme: str = "split",
+    pack: int = 1,
+) -> Unit:
+    """One seeded run as the task that does it (alone, or packed with others: `pack_runs`)."""
+    return Unit(
+        Task.IMPORTANCE_RUN,
+        job_id,
+        run_unit_id(job_id, seed),
+        {
+            "job_id": job_id,
+            "dataset_id": dataset_id,
+            "dataset_path": dataset_path,
+            "model": model,
+            "seed": int(seed),
+            "test_size": test_size,
+            **({"scheme": scheme} if scheme != "split" else {}),
+        },
+        f"importance {model} seed={seed} job={job_id}",
+        pack=pack,
+    )
+
+
 def pack_runs(units: list[Unit], resend: str | None = None) -> Unit:
     """One task for several seeded runs of one job: the first one's arguments, every seed.
 

@@ -277,6 +277,15 @@ class RunError(Exception):
 
 def run_seed(job_id, dataset_id, dataset_path, model, seed, test_size, scheme) -> str | None:
     """Fit one seed and push its result; return the error text if the fit failed."""
+    message, error = seed_outcome(job_id, dataset_id, dataset_path, model, seed, test_size, scheme)
+    inbox.push(message)
+    return error
+
+
+def seed_outcome(
+    job_id, dataset_id, dataset_path, model, seed, test_size, scheme
+) -> tuple[RunDone | RunFailed, str | None]:
+    """Fit one seed: the message for the writer, and the error text if the fit failed."""
     other_half = None
     try:
         if scheme == "pairs":
@@ -285,10 +294,8 @@ def run_seed(job_id, dataset_id, dataset_path, model, seed, test_size, scheme) -
             result = fit_run(_matrix(dataset_path), model, seed, test_size)
     except Exception as exc:
         error = f"{exc.__class__.__name__}: {exc}"
-        inbox.push(RunFailed(job_id, dataset_id, model, seed, error, worker_name()))
-        return error
-    inbox.push(run_message(job_id, dataset_id, model, result, other_half))
-    return None
+        return RunFailed(job_id, dataset_id, model, seed, error, worker_name()), error
+    return run_message(job_id, dataset_id, model, result, other_half), None
 
 
 # A task of several runs that has run this many times its planned seconds
@@ -296,6 +303,11 @@ def run_seed(job_id, dataset_id, dataset_path, model, seed, test_size, scheme) -
 # in two tasks, so a slow fit's job spreads over idle workers and a killed
 # worker redoes little (see storage.units.run_pack).
 HAND_BACK_FACTOR = 4.0
+# A task of several runs hands its results to the writer together, in one Redis
+# command, once this long has passed since the first of them started (and when
+# it ends): runs of a millisecond cost one round trip per batch, not one each,
+# and the result of a fit that takes longer than this goes at once.
+PUSH_AFTER = 0.02
 
 
 def execute_many(
@@ -307,7 +319,7 @@ def execute_many(
     test_size: float,
     scheme: str = "split",
 ) -> str:
-    """Run several seeds of one job in turn, each result handed to the writer as it is done.
+    """Run several seeds of one job in turn, results handed to the writer as they are done.
 
     A failed fit is reported and the others go on. Past HAND_BACK_FACTOR times
     the planned seconds, the runs not started go back to the queue as two tasks.
@@ -317,10 +329,13 @@ def execute_many(
     if inbox.is_cancelled(job_id):
         return "cancelled"
     failed: list[str] = []
+    outbox: list[RunDone | RunFailed] = []
+    oldest = 0.0
     for done, seed in enumerate(seeds):
         now = time.monotonic()
         left = seeds[done:]
         if done and now - started > hand_back_after and len(left) > 1:
+            inbox.push_many(outbox)
             half = (len(left) + 1) // 2
             hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, left[:half])
             hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, left[half:])
@@ -328,10 +343,20 @@ def execute_many(
         if now - checked > 0.25:
             checked = now
             if inbox.is_cancelled(job_id):
+                inbox.push_many(outbox)
                 return "cancelled"
-        error = run_seed(job_id, dataset_id, dataset_path, model, seed, test_size, scheme)
+        message, error = seed_outcome(
+            job_id, dataset_id, dataset_path, model, seed, test_size, scheme
+        )
+        if not outbox:
+            oldest = now
+        outbox.append(message)
+        if time.monotonic() - oldest >= PUSH_AFTER:
+            inbox.push_many(outbox)
+            outbox = []
         if error is not None:
             failed.append(f"seed {seed}: {error}")
+    inbox.push_many(outbox)
     if failed:
         raise RunError(f"{len(failed)} of {len(seeds)} runs failed; {failed[0]}")
     return f"{len(seeds)} runs done"

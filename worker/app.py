@@ -71,6 +71,21 @@ app = make_app()
 signals.worker_ready.connect(lease.start_renewing, weak=False)
 
 
+@signals.worker_init.connect(weak=False)
+def _preload(**_) -> None:
+    """Import the fitting and explaining libraries in the worker's parent, before its pool
+    forks: each process then starts with them (about a second each, otherwise paid by the
+    first task a new process runs, after every process replaced as well)."""
+    import sklearn.dummy  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+
+    from genejobs.tasks.tree_models import warm_up
+
+    warm_up()
+
+
 # A unit whose worker process died this many times while running it (a fit
 # that runs out of memory, a library that crashes) is recorded failed.
 MAX_DELIVERIES = 5
@@ -119,9 +134,15 @@ def unit_task(
     return register
 
 
+_names: dict[int, str] = {}
+
+
 def worker_name() -> str:
     """This process as results name it: host and pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    pid = os.getpid()
+    if pid not in _names:
+        _names[pid] = f"{socket.gethostname()}:{pid}"
+    return _names[pid]
 
 
 def deliveries(task_id: str) -> int:

@@ -70,11 +70,19 @@ def push(message: Message, patience: float = 60.0) -> None:
     Redis stays away, raise ResultUndelivered: the task must not be
     acknowledged as if its result had arrived.
     """
-    body = message.encode()
+    push_many([message], patience)
+
+
+def push_many(messages: list[Message], patience: float = 60.0) -> None:
+    """Hand several messages to the writer in one command, oldest first (see `push`)."""
+    if not messages:
+        return
+    bodies = [message.encode() for message in messages]
     deadline = time.monotonic() + patience
     while True:
         try:
-            client().lpush(INBOX, body)
+            # LPUSH puts its last value at the head; the writer takes from the tail.
+            client().lpush(INBOX, *bodies)
             return
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             if time.monotonic() > deadline:

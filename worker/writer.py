@@ -87,7 +87,7 @@ class Writer:
         batch_max: int = 500,
         linger: float = 0.25,
         gather: float = 0.5,
-        gather_target: int = 32,
+        gather_target: int = 128,
         max_hold: float = 2.0,
         max_hold_alone: float = 10.0,
         reader_window: float = 0.1,

@@ -98,6 +98,9 @@ class ResultStore:
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
         self._genes: dict[str, list[str]] = {}
+        # Datasets a plan looked up, by the name or id it gave. Only this writer adds
+        # datasets (`register_dataset` empties it first), and none is ever changed.
+        self._datasets: dict[str, dict] = {}
         # Importance jobs without rounds, or whose rounds stopped (storage.rounds).
         self.settled_rounds: set[str] = set()
 
@@ -111,6 +114,7 @@ class ResultStore:
         The same content under any name is the same dataset: the existing one is
         returned and the temporary file removed.
         """
+        self._datasets.clear()
         temp = settings().home / temp_path
         try:
             existing = first(
@@ -251,9 +255,11 @@ class ResultStore:
         if until_stable is not None and seeds:
             raise InputError("--until-stable draws its own seeds; give --runs, not --seeds")
         # Not its gene list: that can be long, and a plan does not need it.
-        found = queries.dataset(
-            self.con, dataset_name, "dataset_id, name, path, n_samples, class_counts"
-        )
+        found = self._datasets.get(dataset_name)
+        if found is None:
+            found = self._datasets[dataset_name] = queries.dataset(
+                self.con, dataset_name, "dataset_id, name, path, n_samples, class_counts"
+            )
         check_split(found["n_samples"], found["class_counts"], test_size)
         if not 1 <= seed_max <= SEED_LIMIT:
             raise InputError(f"--seed-max must be between 1 and {SEED_LIMIT}, got {seed_max}")
@@ -282,6 +288,8 @@ class ResultStore:
             [job_id, found["dataset_id"], model, json.dumps(params), len(chosen)],
         )
         self.add_runs(job_id, found["dataset_id"], model, chosen, test_size)
+        if until_stable is None:
+            self.settled_rounds.add(job_id)
         return {
             "job_id": job_id,
             "dataset_id": found["dataset_id"],
@@ -290,6 +298,8 @@ class ResultStore:
             "model": model,
             "test_size": test_size,
             "seeds": [int(s) for s in chosen],
+            "scheme": scheme,
+            "created": True,
         }
 
     def add_runs(

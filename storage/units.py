@@ -72,7 +72,7 @@ def _runs(con, job_ids) -> list[Unit]:
             return 1
         if (model, dataset_id) not in packs:
             packs[model, dataset_id] = run_pack(con, model, dataset_id)
-        return max(1, packs[model, dataset_id] // (2 if pairs else 1))
+        return max(1, packs[model, dataset_id] // _halves("pairs" if pairs else "split"))
 
     return [
         run_unit(
@@ -87,6 +87,33 @@ def _runs(con, job_ids) -> list[Unit]:
         )
         for job_id, dataset_id, path, model, seed, test_size, pairs in rows
     ]
+
+
+def planned_runs(con: duckdb.DuckDBPyConnection, plan: dict) -> list[Unit]:
+    """The units of an importance job just planned (`ResultStore.plan_importance`'s reply):
+    all its runs, pending, as `pending` would read them back, without reading them."""
+    seeds = sorted(plan["seeds"])
+    pack = 1
+    if len(seeds) > 1:
+        pack = max(1, run_pack(con, plan["model"], plan["dataset_id"]) // _halves(plan["scheme"]))
+    return [
+        run_unit(
+            plan["job_id"],
+            plan["dataset_id"],
+            plan["dataset_path"],
+            plan["model"],
+            seed,
+            plan["test_size"],
+            plan["scheme"],
+            pack,
+        )
+        for seed in seeds
+    ]
+
+
+def _halves(scheme: str) -> int:
+    """Fits per seeded run: a `pairs` run fits both halves."""
+    return 2 if scheme == "pairs" else 1
 
 
 # A task that carries seeded runs aims at GENEJOBS_PACK_SECONDS of work: per-task costs

@@ -21,7 +21,7 @@ from genejobs.tasks.tree_models import (
     RUN_FORMAT,
     TreeModel,
     choose_engine,
-    load_model,
+    describe_model,
     load_spec,
     sniff_format,
 )
@@ -107,7 +107,7 @@ def _load(choice: ModelChoice) -> tuple[str, TreeModel, dict]:
     """
     if not choice.source.startswith(GENEJOBS_PREFIX):
         fmt = sniff_format(Path(choice.source))
-        return fmt, load_model(choice.source, fmt), {}
+        return fmt, describe_model(choice.source, fmt), {}
     from genejobs.storage import model_queries, queries
     from genejobs.storage.db import reading
 

@@ -131,6 +131,58 @@ def load_model(reference: str, fmt: str | None = None, sha256: str | None = None
     raise InputError(f"unknown model format '{fmt}'")
 
 
+def describe_model(reference: str, fmt: str | None = None) -> TreeModel:
+    """What a model file holds (family, outputs, features), as `load_model` says it, for a
+    command that checks a job and leaves the explaining to workers.
+
+    An XGBoost JSON model of trees says it all in its JSON, which is read as such:
+    importing xgboost costs the command half a second. Its `model` is then None
+    (and its trees are checked for the arrays a booster is built from). Other
+    files are loaded.
+    """
+    path = Path(reference)
+    fmt = fmt or sniff_format(path)
+    if fmt != "xgboost-json":
+        return load_model(reference, fmt)
+    try:
+        learner = json.loads(path.read_text(encoding="utf-8"))["learner"]
+        booster = learner["gradient_booster"]
+        if booster["name"] != "gbtree":  # dart and linear boosters: let xgboost say
+            return load_model(reference, fmt)
+        param = learner["learner_model_param"]
+        n_features = int(param["num_feature"])
+        _check_trees(booster["model"], n_features)
+        n_classes = int(param.get("num_class", "0") or 0)
+        names = learner.get("feature_names") or None
+        objective = learner["objective"]["name"]
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot load {path} as {fmt}: {exc.__class__.__name__} {exc}") from None
+    return TreeModel(
+        family="xgboost",
+        model=None,
+        n_outputs=max(n_classes, 1),
+        n_features=n_features,
+        features=tuple(names) if names else None,
+        classifier=objective.startswith(("binary:", "multi:")),
+    )
+
+
+def _check_trees(model: dict, n_features: int) -> None:
+    """Refuse an XGBoost tree dump whose trees lack the arrays a booster is built from."""
+    trees = model["trees"]
+    if len(trees) != int(model["gbtree_model_param"]["num_trees"]):
+        raise ValueError(f"{len(trees)} trees, the model says {model['gbtree_model_param']}")
+    for tree in trees:
+        n = len(tree["left_children"])
+        arrays = ("right_children", "split_indices", "split_conditions", "base_weights")
+        if n == 0 or any(len(tree[name]) != n for name in arrays):
+            raise ValueError(f"tree {tree.get('id')} has arrays of different lengths")
+        if max(tree["split_indices"]) >= n_features:
+            raise ValueError(f"tree {tree.get('id')} splits on a feature past {n_features}")
+
+
 def load_spec(spec: dict, home: Path) -> TreeModel:
     """The model a SHAP job's model entry names (paths relative to the data dir `home`)."""
     if spec["format"] == RUN_FORMAT:

@@ -391,3 +391,61 @@ def test_a_registered_dataset_is_explained_by_name(stack, tmp_path):
         f"SELECT count(*) FROM shap_values WHERE job_id = '{job_id}' AND value = 0 AND present"
     )[0][0]
     assert zero_is_absent == 0
+
+
+def test_a_commands_reading_of_xgboost_json_equals_xgboosts(tmp_path):
+    """`shap run` reads an XGBoost JSON model's header without xgboost; it must say what
+    xgboost says (features, outputs, kind), and refuse trees xgboost could not build."""
+    import dataclasses
+
+    import xgboost
+
+    from genejobs.tasks.tree_models import describe_model, load_model
+    from genejobs.worker.errors import InputError
+
+    def described(path):
+        return {
+            f.name: getattr(m, f.name)
+            for m in (describe_model(str(path)),)
+            for f in dataclasses.fields(m)
+            if f.name != "model"
+        }
+
+    def loaded(path):
+        m = load_model(str(path))
+        return {f.name: getattr(m, f.name) for f in dataclasses.fields(m) if f.name != "model"}
+
+    cases = []
+    for classes, named, objective in (
+        (2, True, None),
+        (2, False, None),
+        (3, True, None),
+        (4, False, None),
+        (2, True, "binary:logitraw"),
+    ):
+        frame, y = _small_table(classes)
+        features = [c for c in frame.columns if c != "sample"]
+        X = frame[features] if named else frame[features].to_numpy()
+        extra = {"objective": objective} if objective else {}
+        model = xgboost.XGBClassifier(n_estimators=7, max_depth=3, n_jobs=1, **extra).fit(X, y)
+        path = tmp_path / f"m{len(cases)}.json"
+        model.save_model(str(path))
+        cases.append(path)
+    regressor = xgboost.XGBRegressor(n_estimators=5, max_depth=2, n_jobs=1)
+    frame, y = _small_table(2)
+    regressor.fit(frame.drop(columns="sample"), y.astype(float))
+    regressor.save_model(str(tmp_path / "regressor.json"))
+    cases.append(tmp_path / "regressor.json")
+    for path in cases:
+        assert described(path) == loaded(path), path
+    assert describe_model(str(cases[0])).model is None
+
+    document = json.loads(cases[2].read_text())
+    tree = document["learner"]["gradient_booster"]["model"]["trees"][3]
+    tree["split_conditions"] = tree["split_conditions"][:-1]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(document))
+    with pytest.raises(InputError, match="cannot load .* as xgboost-json"):
+        describe_model(str(broken))
+    with pytest.raises(InputError, match="cannot load"):
+        load_model(str(broken))

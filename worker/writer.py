@@ -32,6 +32,7 @@ import redis
 from genejobs.storage import job_control, model_store, rounds, shap_store, units
 from genejobs.storage.db import connect
 from genejobs.storage.model_store import ModelStore
+from genejobs.storage.schema import RunStatus
 from genejobs.storage.shap_store import ShapStore
 from genejobs.storage.store import ResultStore, create_schema
 from genejobs.storage.views import ViewPublisher
@@ -482,7 +483,10 @@ class Writer:
                 found = [u for u in units.finalize_steps(self.con, {job_id}) if u.unit_id == wanted]
                 self.dispatcher.resend(found)
             return
-        if op in PLANS:
+        if op == contract.PlanImportance.op and reply.get("created"):
+            found = units.planned_runs(self.con, reply)
+            reply["sent"] = self.dispatcher.send_new(found)
+        elif op in PLANS:
             found = units.pending(self.con, {job_id}, PLANS[op])
             reply["sent"] = self.dispatcher.send_new(found)
         elif op == contract.RetryJob.op:
@@ -493,7 +497,12 @@ class Writer:
         elif op == contract.CancelJob.op:
             inbox.mark_cancelled(job_id)
         kind = PLANS[op] if op in PLANS else reply.get("kind")
-        if kind is not None:
+        if op == contract.PlanImportance.op and len(found) == len(reply["seeds"]):
+            # A new job's runs are all pending: its counts need no query.
+            counts = dict.fromkeys((s.value for s in RunStatus), 0)
+            counts.update(pending=len(found), total=len(found))
+            inbox.publish_progress(job_id, counts)
+        elif kind is not None:
             # Progress before the reply: whoever gets it may start polling at once.
             self._publish({job_id: KIND_COUNTS[JobKind(kind)]})
 

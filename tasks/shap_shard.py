@@ -224,7 +224,10 @@ def execute(
     try:
         rows = _input(input_path).slice(first_row, first_row + n_rows)
         loaded = {}
+        needed = set(np.unique(rows.model_id).tolist())
         for spec in models:
+            if int(spec["model_id"]) not in needed:
+                continue  # a shard's rows mostly belong to one model
             model = _model(json.dumps(spec, sort_keys=True))
             choose_engine(model, engine)
             loaded[int(spec["model_id"])] = (model, list(spec["columns"]))

@@ -76,6 +76,8 @@ def _preload(**_) -> None:
     """Import the fitting and explaining libraries in the worker's parent, before its pool
     forks: each process then starts with them (about a second each, otherwise paid by the
     first task a new process runs, after every process replaced as well)."""
+    import pyarrow.dataset  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
     import sklearn.dummy  # noqa: F401
     import sklearn.ensemble  # noqa: F401
     import sklearn.linear_model  # noqa: F401

@@ -142,6 +142,10 @@ class Writer:
             log.info("writer %s ready on %s", self.identity, self.config.db_path)
             self._evict_old_writers()
             self._recover_processing()
+            # Celery and kombu load on the first send otherwise (0.2 s), on the first job's path.
+            from genejobs.worker.app import sender
+
+            sender()
             while not self.stopping:
                 try:
                     self._step()

@@ -231,3 +231,38 @@ def test_a_batch_of_pairs_results_records_both_halves_once(tmp_path):
         "SELECT seed, half, list(gene ORDER BY rank) FROM importances GROUP BY ALL ORDER BY 1, 2"
     ).fetchall()
     assert rows == [(s, h, ["g1", "g3"] if h == 0 else ["g2"]) for s in (1, 2, 3) for h in (0, 1)]
+
+
+def test_a_fresh_plans_units_are_the_units_read_back(tmp_path):
+    """The writer sends a new importance job's units from its plan (`units.planned_runs`)
+    rather than reading them back: they must be the units `units.pending` reads."""
+    import duckdb
+
+    from genejobs.storage import units
+    from genejobs.storage.store import ResultStore, create_schema
+    from genejobs.worker.contract import JobKind
+
+    con = duckdb.connect(str(tmp_path / "results.duckdb"))
+    create_schema(con)
+    con.execute(
+        "INSERT INTO datasets (dataset_id, name, path, label_col, n_samples, n_genes, classes, "
+        "class_counts, genes) VALUES ('d', 'tissue', 'datasets/d.parquet', 'y', 40, 3, "
+        "['a', 'b'], [20, 20], ['g1', 'g2', 'g3'])"
+    )
+    store = ResultStore(con)
+    for job_id, model, runs, scheme in (
+        ("imp-1", "dummy", 1, "split"),
+        ("imp-2", "lr", 30, "split"),
+        ("imp-3", "dt", 12, "pairs"),
+        ("imp-4", "ada", 5, "split"),
+    ):
+        plan = store.plan_importance(job_id, "tissue", model, runs, 0.25, 10**9, None, scheme)
+        assert plan["created"] and len(plan["seeds"]) == runs
+        planned = units.planned_runs(con, plan)
+        assert planned == units.pending(con, {job_id}, JobKind.IMPORTANCE)
+        packs = {u.pack for u in planned}
+        assert len(packs) == 1 and (packs.pop() > 1) == (model in ("lr", "dt"))
+    # Planning a job again (a request applied twice) answers the plan already made: its
+    # units are then read back, as some may have run.
+    again = store.plan_importance("imp-2", "tissue", "lr", 30, 0.25, 10**9, None)
+    assert "created" not in again and len(again["seeds"]) == 30

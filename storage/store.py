@@ -288,8 +288,6 @@ class ResultStore:
             [job_id, found["dataset_id"], model, json.dumps(params), len(chosen)],
         )
         self.add_runs(job_id, found["dataset_id"], model, chosen, test_size)
-        if until_stable is None:
-            self.settled_rounds.add(job_id)
         return {
             "job_id": job_id,
             "dataset_id": found["dataset_id"],
@@ -300,6 +298,7 @@ class ResultStore:
             "seeds": [int(s) for s in chosen],
             "scheme": scheme,
             "created": True,
+            "rounds": until_stable is not None,
         }
 
     def add_runs(

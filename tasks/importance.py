@@ -21,6 +21,7 @@ from genejobs.worker import inbox
 from genejobs.worker.app import unit_task, worker_name
 from genejobs.worker.config import settings
 from genejobs.worker.contract import RunDone, RunFailed, Task, Unit, pack_runs, run_unit
+from genejobs.worker.errors import ResultUndelivered
 
 
 @dataclass(frozen=True)
@@ -304,10 +305,37 @@ def seed_outcome(
 # worker redoes little (see storage.units.run_pack).
 HAND_BACK_FACTOR = 4.0
 # A task of several runs hands its results to the writer together, in one Redis
-# command, once this long has passed since the first of them started (and when
-# it ends): runs of a millisecond cost one round trip per batch, not one each,
-# and the result of a fit that takes longer than this goes at once.
+# command: runs of a millisecond cost one round trip per batch, not one each. A
+# result waits at most about this long (see `Outbox`); a slow fit's goes at once.
 PUSH_AFTER = 0.02
+
+
+class Outbox:
+    """Results of a task of several runs, on their way to the writer in batches."""
+
+    def __init__(self):
+        self.messages: list[RunDone | RunFailed] = []
+        self.oldest = 0.0  # when the first waiting result's fit started
+        self.last_fit = 0.0  # seconds the last fit (with its scoring) took
+
+    def add(self, message: RunDone | RunFailed, started: float) -> None:
+        now = time.monotonic()
+        if not self.messages:
+            self.oldest = started
+        self.messages.append(message)
+        self.last_fit = now - started
+        if now - self.oldest >= PUSH_AFTER:
+            self.flush()
+
+    def before_next(self) -> None:
+        """Send now what would otherwise wait past PUSH_AFTER behind a fit like the last."""
+        if self.messages and time.monotonic() - self.oldest + self.last_fit >= PUSH_AFTER:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.messages:
+            inbox.push_many(self.messages)
+            self.messages = []
 
 
 def execute_many(
@@ -323,40 +351,44 @@ def execute_many(
 
     A failed fit is reported and the others go on. Past HAND_BACK_FACTOR times
     the planned seconds, the runs not started go back to the queue as two tasks.
+    Whatever ends the task, the results it has are sent first (unless Redis is
+    what failed: then the task goes back to the queue whole).
     """
     started = checked = time.monotonic()
     hand_back_after = HAND_BACK_FACTOR * settings().pack_seconds
     if inbox.is_cancelled(job_id):
         return "cancelled"
     failed: list[str] = []
-    outbox: list[RunDone | RunFailed] = []
-    oldest = 0.0
-    for done, seed in enumerate(seeds):
-        now = time.monotonic()
-        left = seeds[done:]
-        if done and now - started > hand_back_after and len(left) > 1:
-            inbox.push_many(outbox)
-            half = (len(left) + 1) // 2
-            hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, left[:half])
-            hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, left[half:])
-            return f"{done} runs done, {len(left)} handed back"
-        if now - checked > 0.25:
-            checked = now
-            if inbox.is_cancelled(job_id):
-                inbox.push_many(outbox)
-                return "cancelled"
-        message, error = seed_outcome(
-            job_id, dataset_id, dataset_path, model, seed, test_size, scheme
-        )
-        if not outbox:
-            oldest = now
-        outbox.append(message)
-        if time.monotonic() - oldest >= PUSH_AFTER:
-            inbox.push_many(outbox)
-            outbox = []
-        if error is not None:
-            failed.append(f"seed {seed}: {error}")
-    inbox.push_many(outbox)
+    outbox = Outbox()
+    try:
+        for done, seed in enumerate(seeds):
+            now = time.monotonic()
+            left = seeds[done:]
+            if done and now - started > hand_back_after and len(left) > 1:
+                outbox.flush()
+                half = (len(left) + 1) // 2
+                hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, left[:half])
+                hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, left[half:])
+                return f"{done} runs done, {len(left)} handed back"
+            if now - checked > 0.25:
+                checked = now
+                if inbox.is_cancelled(job_id):
+                    outbox.flush()
+                    return "cancelled"
+            outbox.before_next()
+            message, error = seed_outcome(
+                job_id, dataset_id, dataset_path, model, seed, test_size, scheme
+            )
+            outbox.add(message, now)
+            if error is not None:
+                failed.append(f"seed {seed}: {error}")
+        outbox.flush()
+    except ResultUndelivered:
+        raise
+    except Exception:
+        # Runs already done are not done again for the error of another.
+        outbox.flush()
+        raise
     if failed:
         raise RunError(f"{len(failed)} of {len(seeds)} runs failed; {failed[0]}")
     return f"{len(seeds)} runs done"

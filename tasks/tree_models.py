@@ -145,9 +145,15 @@ def describe_model(reference: str, fmt: str | None = None) -> TreeModel:
     if fmt != "xgboost-json":
         return load_model(reference, fmt)
     try:
-        learner = json.loads(path.read_text(encoding="utf-8"))["learner"]
+        document = json.loads(path.read_text(encoding="utf-8"))
+        learner = document["learner"]
         booster = learner["gradient_booster"]
-        if booster["name"] != "gbtree":  # dart and linear boosters: let xgboost say
+        trees = booster["model"]["trees"] if booster["name"] == "gbtree" else None
+        if (
+            trees is None  # dart and linear boosters
+            or list(document.get("version", [0]))[:1] < [1]  # the JSON of older versions
+            or any(int(t["tree_param"]["size_leaf_vector"]) > 1 for t in trees)  # vector leaves
+        ):
             return load_model(reference, fmt)
         param = learner["learner_model_param"]
         n_features = int(param["num_feature"])
@@ -170,17 +176,29 @@ def describe_model(reference: str, fmt: str | None = None) -> TreeModel:
 
 
 def _check_trees(model: dict, n_features: int) -> None:
-    """Refuse an XGBoost tree dump whose trees lack the arrays a booster is built from."""
+    """Refuse an XGBoost tree dump whose trees lack the arrays a booster is built from, or
+    whose nodes point outside their tree or at features the model does not have."""
     trees = model["trees"]
-    if len(trees) != int(model["gbtree_model_param"]["num_trees"]):
+    if len(trees) != int(model["gbtree_model_param"]["num_trees"]) or len(trees) != len(
+        model["tree_info"]
+    ):
         raise ValueError(f"{len(trees)} trees, the model says {model['gbtree_model_param']}")
+    arrays = (
+        "right_children", "parents", "split_indices", "split_conditions", "default_left",
+        "base_weights", "loss_changes", "sum_hessian",
+    )  # fmt: skip
     for tree in trees:
         n = len(tree["left_children"])
-        arrays = ("right_children", "split_indices", "split_conditions", "base_weights")
-        if n == 0 or any(len(tree[name]) != n for name in arrays):
+        if n == 0 or n != int(tree["tree_param"]["num_nodes"]):
+            raise ValueError(f"tree {tree.get('id')} has {n} nodes, it says otherwise")
+        if any(len(tree[name]) != n for name in arrays):
             raise ValueError(f"tree {tree.get('id')} has arrays of different lengths")
-        if max(tree["split_indices"]) >= n_features:
-            raise ValueError(f"tree {tree.get('id')} splits on a feature past {n_features}")
+        children = np.asarray([tree["left_children"], tree["right_children"]])
+        if children.min() < -1 or children.max() >= n:
+            raise ValueError(f"tree {tree.get('id')} has a child outside the tree")
+        splits = np.asarray(tree["split_indices"])
+        if splits.min() < 0 or splits.max() >= n_features:
+            raise ValueError(f"tree {tree.get('id')} splits on a feature it does not have")
 
 
 def load_spec(spec: dict, home: Path) -> TreeModel:

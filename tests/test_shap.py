@@ -431,6 +431,16 @@ def test_a_commands_reading_of_xgboost_json_equals_xgboosts(tmp_path):
         path = tmp_path / f"m{len(cases)}.json"
         model.save_model(str(path))
         cases.append(path)
+    frame, y = _small_table(3)
+    vector_leaves = xgboost.XGBClassifier(
+        n_estimators=4,
+        max_depth=2,
+        n_jobs=1,
+        tree_method="hist",
+        multi_strategy="multi_output_tree",
+    ).fit(frame.drop(columns="sample"), y)
+    vector_leaves.save_model(str(tmp_path / "vector.json"))  # read by xgboost itself
+    cases.append(tmp_path / "vector.json")
     regressor = xgboost.XGBRegressor(n_estimators=5, max_depth=2, n_jobs=1)
     frame, y = _small_table(2)
     regressor.fit(frame.drop(columns="sample"), y.astype(float))
@@ -449,3 +459,8 @@ def test_a_commands_reading_of_xgboost_json_equals_xgboosts(tmp_path):
         describe_model(str(broken))
     with pytest.raises(InputError, match="cannot load"):
         load_model(str(broken))
+    document = json.loads(cases[0].read_text())
+    document["learner"]["gradient_booster"]["model"]["trees"][0]["left_children"][0] = 10**6
+    broken.write_text(json.dumps(document))
+    with pytest.raises(InputError, match="a child outside the tree"):
+        describe_model(str(broken))

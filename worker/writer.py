@@ -489,6 +489,9 @@ class Writer:
         if op == contract.PlanImportance.op and reply.get("created"):
             found = units.planned_runs(self.con, reply)
             reply["sent"] = self.dispatcher.send_new(found)
+            if not reply["rounds"]:
+                # Committed without rounds: its results need not look for any (storage.rounds).
+                self.store.settled_rounds.add(job_id)
         elif op in PLANS:
             found = units.pending(self.con, {job_id}, PLANS[op])
             reply["sent"] = self.dispatcher.send_new(found)

@@ -1,4 +1,4 @@
-"""`genejobs jobs`: list, show, watch, cancel and retry jobs of every kind.
+"""`genejobs jobs`: list, show, watch, cancel, retry and delete jobs of every kind.
 
 Importance jobs, searches, evaluations and SHAP jobs are all jobs of units
 (seeded runs, folds, holdout tests, shards); these commands treat them alike.
@@ -15,7 +15,7 @@ from genejobs.cli.runs import report, wait_for
 from genejobs.storage import queries
 from genejobs.storage.db import reading
 from genejobs.worker import inbox
-from genejobs.worker.contract import CancelJob, RetryJob
+from genejobs.worker.contract import CancelJob, DeleteJob, RetryJob
 
 
 @click.group()
@@ -65,7 +65,24 @@ def cancel(job_id):
     """
     inbox.require_redis()
     reply = inbox.request(CancelJob(job_id=job_id))
+    if reply["finished"]:
+        click.echo(f"job {job_id}: already finished, nothing to cancel")
+        return
     click.echo(f"job {job_id}: cancelled {reply['cancelled']} pending units")
+
+
+@jobs.command()
+@click.argument("job_id")
+def delete(job_id):
+    """Remove a job and every row it recorded (runs, importances, folds, SHAP values).
+
+    A running job is refused: cancel it first. The seeds of a deleted
+    importance job may be drawn again by later jobs.
+    """
+    inbox.require_redis()
+    reply = inbox.request(DeleteJob(job_id=job_id))
+    rows = sum(reply["removed"].values())
+    click.echo(f"job {job_id}: deleted ({rows} rows)")
 
 
 @jobs.command()

@@ -123,6 +123,13 @@ class Job:
 
         return int(inbox.request(CancelJob(job_id=self.id))["cancelled"])
 
+    def delete(self) -> dict[str, int]:
+        """Remove the job and its rows (a running job is refused); return rows removed by table."""
+        from genejobs.worker import inbox
+        from genejobs.worker.contract import DeleteJob
+
+        return inbox.request(DeleteJob(job_id=self.id))["removed"]
+
 
 def plan_importance(
     dataset: str,
@@ -136,7 +143,7 @@ def plan_importance(
     until_stable: dict | None = None,
 ) -> dict:
     """Check the arguments and plan an importance job; returns the writer's plan (job_id, seeds)."""
-    from genejobs.storage.store import SEED_LIMIT
+    from genejobs.storage.store import SEED_LIMIT, check_job_size
     from genejobs.tasks.models import MODELS
     from genejobs.worker import inbox
     from genejobs.worker.contract import PlanImportance
@@ -154,6 +161,7 @@ def plan_importance(
         raise InputError(f"test size: must be between 0 and 1, got {test_size}")
     if not 1 <= seed_max <= SEED_LIMIT:
         raise InputError(f"seed max: must be between 1 and {SEED_LIMIT}, got {seed_max}")
+    check_job_size(runs or 0, until_stable, None if seeds is None else len(seeds))
     return inbox.request(
         PlanImportance(
             job_id="imp-" + uuid.uuid4().hex[:10],

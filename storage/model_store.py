@@ -23,6 +23,7 @@ import pandas as pd
 
 from genejobs.storage import queries
 from genejobs.storage.db import first
+from genejobs.storage.store import check_job_size
 from genejobs.tasks.artifacts import MODELS_DIR, sha256_of
 from genejobs.tasks.candidates import CANDIDATES, METRIC_COLUMNS, choose, metric, train_class_counts
 from genejobs.tasks.leaderboard import leaderboard
@@ -219,6 +220,7 @@ class ModelStore:
         else:
             if runs < 1:
                 raise InputError(f"--split-seeds must be at least 1, got {runs}")
+            check_job_size(runs, option="--split-seeds")
             used = {
                 r[0]
                 for r in self.con.execute(

@@ -32,6 +32,28 @@ from genejobs.worker.config import settings
 from genejobs.worker.errors import InputError
 
 SEED_LIMIT = 2**32 - 1  # numpy and scikit-learn take random_state below 2**32
+
+
+def check_job_size(
+    runs: int,
+    until_stable: dict | None = None,
+    seeds: int | None = None,
+    option: str = "--runs",
+) -> None:
+    """Refuse a job of more runs than GENEJOBS_MAX_RUNS (a round job: at most its
+    --max-runs in all): a plan's memory and the results file grow with it."""
+    limit = settings().max_runs
+    asked = [(option, runs)] if seeds is None else [("--seeds", seeds)]
+    if until_stable is not None:
+        asked.append(("--max-runs", until_stable.get("max_runs") or 2000))
+    for option, count in asked:
+        if count > limit:
+            raise InputError(
+                f"{option} {count:,} is more than a job may plan ({limit:,} runs; "
+                "GENEJOBS_MAX_RUNS sets the limit where the writer runs); split it into jobs"
+            )
+
+
 _EXHAUSTIVE_DRAW = 5_000_000  # below this many candidates, list the unused seeds outright
 SMALL_LIST = 2_000  # seeds passed as a list parameter; more go in as a registered frame
 
@@ -254,6 +276,7 @@ class ResultStore:
             test_size = 0.5
         if until_stable is not None and seeds:
             raise InputError("--until-stable draws its own seeds; give --runs, not --seeds")
+        check_job_size(runs, until_stable, None if not seeds else len(seeds))
         # Not its gene list: that can be long, and a plan does not need it.
         found = self._datasets.get(dataset_name)
         if found is None:

@@ -23,6 +23,11 @@ the size of the results:
   with every insert, and these tables are never updated or deleted from).
   Parts merge eight at a time into a part one level up, so a row is rewritten
   a few times in all and a table is a few dozen files.
+- A deleted job (`genejobs jobs delete`) loses its files in the state tables.
+  Deleting rows renumbers DuckDB's row ids when a checkpoint compacts the
+  table, so once a job was ever deleted each publication also counts the rows
+  of the growing tables: when the count is not what was published plus what
+  is new, the table is written anew as one part.
 
 A file the current catalog no longer names is deleted `KEEP_SECONDS` (an hour)
 later: a connection kept open longer than that may find its files gone.
@@ -68,6 +73,8 @@ class ViewPublisher:
         self.published_at = 0.0
         self.number = 0  # publications so far: names each new file
         self.watermarks: dict[str, int] = {}
+        self.counts: dict[str, int] = {}  # rows published, by growing table
+        self.deletions = False  # a job was ever deleted: row ids may have moved
         self.files: dict[str, dict[str, str]] = {}  # table -> key -> file name
         self.retired: list[tuple[float, str]] = []  # (wall time, path relative to directory)
         self.schema: list = []
@@ -87,6 +94,11 @@ class ViewPublisher:
             staged = self.tmp / "dirty.json"
             staged.write_text(json.dumps({"jobs": sorted(self.dirty_jobs), "datasets": True}))
             os.replace(staged, self.dirty_file)
+
+    def forget(self, job_id: str) -> None:
+        """Note a job deleted, after its commit: its files go at the next publication."""
+        self.deletions = True
+        self.touch({job_id})
 
     @property
     def pending(self) -> bool:
@@ -110,10 +122,12 @@ class ViewPublisher:
                 if self.everything or self.dirty_datasets:
                     self._write(con, table, "all", "SELECT * FROM datasets")
             else:
-                for job_id in _jobs_in(con, table, None if self.everything else self.dirty_jobs):
+                present = _jobs_in(con, table, None if self.everything else self.dirty_jobs)
+                for job_id in present:
                     if _JOB_ID.match(job_id):
                         query = f"SELECT * FROM \"{table}\" WHERE job_id = '{job_id}'"
                         self._write(con, table, job_id, query)
+                self._drop_deleted(table, set(present))
         self._write_catalog(tables)
         self._save_state()
         self.dirty_file.unlink(missing_ok=True)
@@ -129,6 +143,7 @@ class ViewPublisher:
         state = _load(self.state_file)
         tops = {t: _max_rowid(con, t) for t in GROWING if t in tables}
         saved = state.get("watermarks", {})
+        self.deletions = self.deletions or bool(state.get("deletions"))
         files = state.get("files", {})
         self.schema = _schema(con)
         usable = (
@@ -145,6 +160,7 @@ class ViewPublisher:
             self.watermarks = {t: int(saved[t]) for t in tops}
             self.files = files
             self.retired = [tuple(r) for r in state.get("retired", [])]
+            self.counts = {t: int(c) for t, c in state.get("counts", {}).items()}
             left = _load(self.dirty_file)
             self.dirty_jobs |= set(left.get("jobs", []))
             self.dirty_datasets |= bool(left.get("datasets"))
@@ -161,16 +177,45 @@ class ViewPublisher:
         for table in tables:
             self._write(con, table, "_columns", f'SELECT * FROM "{table}" LIMIT 0')
 
+    def _drop_deleted(self, table: str, present: set[str]) -> None:
+        """Retire the files of jobs that have no rows in `table` any more (deleted jobs)."""
+        files = self.files.get(table, {})
+        among = set(files) if self.everything else self.dirty_jobs & set(files)
+        for key in among - present - {"_columns", "all"}:
+            if not key.startswith("L"):
+                self.retired.append((time.time(), f"{table}/{files.pop(key)}"))
+
     def _grow(self, con, table: str) -> None:
         """The rows added since the last publication as a new part; then merge where due."""
-        top = _max_rowid(con, table)
         mark = self.watermarks.get(table, -1)
+        if self.deletions:
+            top, total, added_rows = con.execute(
+                f"SELECT coalesce(max(rowid), -1), count(*), count(*) FILTER (WHERE rowid > {mark})"
+                f' FROM "{table}"'
+            ).fetchone()
+            if total != self.counts.get(table, -1) + added_rows:
+                self._rewrite(con, table, int(top), int(total))
+                return
+        else:
+            top = _max_rowid(con, table)
         if top <= mark:
             return
         added = f'SELECT * FROM "{table}" WHERE rowid > {mark} AND rowid <= {top}'
         self._write(con, table, f"L0-{self.number}", added)
+        if self.deletions:
+            self.counts[table] = int(total)
         self.watermarks[table] = top
         self._merge(con, table)
+
+    def _rewrite(self, con, table: str, top: int, total: int) -> None:
+        """The whole table as one part, after rows were deleted or renumbered."""
+        for key in [k for k in self.files.get(table, {}) if k.startswith("L")]:
+            self.retired.append((time.time(), f"{table}/{self.files[table].pop(key)}"))
+        # A level of its own: small parts do not merge into it.
+        everything = f'SELECT * FROM "{table}" WHERE rowid <= {top}'
+        self._write(con, table, f"L9-{self.number}", everything)
+        self.watermarks[table] = top
+        self.counts[table] = total
 
     def _merge(self, con, table: str) -> None:
         """Merge parts `MERGE_FAN_IN` at a time into one a level up, until no level is full.
@@ -254,6 +299,8 @@ class ViewPublisher:
             "watermarks": self.watermarks,
             "files": self.files,
             "retired": self.retired,
+            "deletions": self.deletions,
+            "counts": self.counts,
         }
         staged.write_text(json.dumps(state))
         os.replace(staged, self.state_file)

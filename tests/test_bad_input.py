@@ -310,3 +310,14 @@ def test_class_counts_need_per_class_coefficients(tissue):
         *["genes", "count", "--dataset", "tissue", "--model", "lr", "--class", "no_such_tissue"],
         expect="unknown class 'no_such_tissue'",
     )
+
+
+def test_a_job_larger_than_the_limit_is_refused(tissue, monkeypatch):
+    refused("importance", tissue, "--model", "dummy", "--runs", "10000000", "--no-wait",
+            expect="--runs 10,000,000 is more than a job may plan (100,000 runs")  # fmt: skip
+    refused("importance", tissue, "--model", "dummy", "--until-stable", "--max-runs",
+            "10000000", "--no-wait", expect="--max-runs 10,000,000 is more than")  # fmt: skip
+    # The limit is a setting (GENEJOBS_MAX_RUNS).
+    monkeypatch.setenv("GENEJOBS_MAX_RUNS", "5")
+    refused("importance", tissue, "--model", "dummy", "--runs", "6", "--no-wait",
+            expect="--runs 6 is more than a job may plan (5 runs")  # fmt: skip

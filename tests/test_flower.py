@@ -25,10 +25,16 @@ def flower_tasks(port: int) -> dict:
 def _assert_flower_asks_for_credentials(port: int) -> None:
     credentials = settings().flower_credentials_file
     assert credentials.stat().st_mode & 0o777 == 0o600
-    for path in ("/", "/api/tasks", "/api/workers"):
+    for path in ("/", "/api/tasks", "/api/workers", "/metrics"):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
         assert refused.value.code == 401, path
+    # With the credentials the metrics answer (Prometheus text).
+    from genejobs.worker.stack import _flower_request
+
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(_flower_request(url), timeout=5) as response:
+        assert response.status == 200 and b"flower_" in response.read()
 
 
 def test_flower_lists_the_tasks_of_a_job(tissue):

@@ -89,3 +89,70 @@ def test_unknown_job(stack):
         result = run("jobs", verb, "imp-nosuchjob", ok=False)
         assert result.exit_code == 2 and "unknown job 'imp-nosuchjob'" in result.stderr
         assert "Traceback" not in result.output
+
+
+def test_retry_of_a_cancelled_job_runs_its_cancelled_units(tissue):
+    job_id = start_job(tissue, "--model", "ada", "--runs", "30")
+    wait_until(lambda: inbox.progress(job_id).get("done", 0) >= 1, 120, 0.1, "a first run")
+    run("jobs", "cancel", job_id)
+    wait_job(job_id)
+    cancelled = sql(f"SELECT count(*) FROM runs WHERE job_id = '{job_id}' AND status = 'cancelled'")
+    assert cancelled[0][0] > 0
+    # The cancel flag in Redis is lifted with the file's: the units run, and the job ends.
+    again = run("jobs", "retry", job_id, "--cancelled", "--wait")
+    assert "30 done, 0 failed, 0 cancelled" in again.output
+    assert not inbox.client().exists(inbox.CANCEL_PREFIX + job_id)
+    shown = json.loads(run("jobs", "show", job_id, "--format", "json").output)
+    assert shown["status"] == "done"
+
+
+def test_cancelling_a_finished_job_leaves_it_done(tissue):
+    from genejobs import api
+
+    job_id = run("importance", tissue, "--model", "lr", "--runs", "3", "--wait").output
+    job_id = job_id.split("job ")[1].split(":")[0]
+    assert "already finished, nothing to cancel" in run("jobs", "cancel", job_id).output
+    assert api.job(job_id).cancel() == 0
+    shown = json.loads(run("jobs", "show", job_id, "--format", "json").output)
+    assert shown["status"] == "done" and shown["done"] == 3
+    assert not inbox.client().exists(inbox.CANCEL_PREFIX + job_id)
+
+
+def test_delete_refuses_a_running_job_then_removes_every_row(tissue):
+    job_id = start_job(tissue, "--model", "ada", "--runs", "20")
+    refused = run("jobs", "delete", job_id, ok=False)
+    assert refused.exit_code == 2 and "cancel it first" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    run("jobs", "cancel", job_id)
+    wait_job(job_id)
+    assert "deleted" in run("jobs", "delete", job_id).output
+    for table in ("jobs", "runs", "importances"):
+        assert sql(f"SELECT count(*) FROM {table} WHERE job_id = '{job_id}'") == [(0,)], table
+    gone = run("jobs", "show", job_id, ok=False)
+    assert gone.exit_code == 2 and f"unknown job '{job_id}'" in gone.stderr
+    assert not inbox.client().exists(inbox.PROGRESS_PREFIX + job_id)
+    assert run("jobs", "delete", job_id, ok=False).exit_code == 2
+
+
+def test_a_deleted_jobs_seeds_may_be_used_again(tissue):
+    first = run("importance", tissue, "--model", "dt", "--seeds", "71,72", "--wait").output
+    first_id = first.split("job ")[1].split(":")[0]
+    reused = run("importance", tissue, "--model", "dt", "--seeds", "71", "--no-wait", ok=False)
+    assert reused.exit_code == 2
+    run("jobs", "delete", first_id)
+    again = run("importance", tissue, "--model", "dt", "--seeds", "71,72", "--wait")
+    assert "2 done, 0 failed" in again.output
+    assert sql("SELECT count(*) FROM runs WHERE model = 'dt' AND seed IN (71, 72)") == [(2,)]
+
+
+def test_a_cancel_forgets_the_units_not_sent_yet():
+    from genejobs.worker.contract import run_unit
+    from genejobs.worker.dispatch import Dispatcher
+
+    dispatcher = Dispatcher(None, 5.0)
+    units = [run_unit("imp-a", "d", "p", "lr", s, 0.3, "split", 1) for s in range(1, 301)]
+    units += [run_unit("imp-b", "d", "p", "lr", s, 0.3, "split", 1) for s in range(1, 4)]
+    assert dispatcher.send_new(units) == 303
+    assert dispatcher.drop("imp-a") == 300
+    assert [u.job_id for u in dispatcher.outbox] == ["imp-b"] * 3
+    assert dict(dispatcher.waiting) == {"imp-b": 3}

@@ -163,3 +163,37 @@ def test_views_follow_a_job_and_open_while_it_runs(tissue):
             return all(catalog.execute(q).fetchall() == sql(q) for q in queries)
 
     wait_until(same, timeout=30, what="the views to match the results file")
+
+
+def test_a_deleted_job_leaves_the_views_even_when_row_ids_move(results):
+    con, publisher = results
+    con.execute(
+        "INSERT INTO jobs (job_id, kind, dataset_id, model, params, n_runs) "
+        "VALUES ('imp-b', 'importance', 'd', 'lr', '{}', 0)"
+    )
+    for seed in range(30):
+        job = "imp-a" if seed % 2 else "imp-b"
+        publisher.touch({job})
+        _insert_run(con, job, seed, genes=400)
+        publisher.publish(con)
+    # Deleting imp-a's rows, then a checkpoint: DuckDB compacts the tables and
+    # renumbers the row ids that views publish by.
+    for table in ("importances", "runs", "jobs"):
+        con.execute(f"DELETE FROM {table} WHERE job_id = 'imp-a'")
+    con.execute("CHECKPOINT")
+    publisher.forget("imp-a")
+    publisher.publish(con)
+    for seed in range(30, 40):
+        publisher.touch({"imp-b"})
+        _insert_run(con, "imp-b", seed, genes=400)
+        con.execute("CHECKPOINT")
+        publisher.publish(con)
+    queries = [
+        "SELECT job_id, count(*), count(DISTINCT (seed, gene)) FROM importances GROUP BY 1",
+        "SELECT job_id, count(*) FROM runs GROUP BY 1",
+        "SELECT job_id FROM jobs ORDER BY 1",
+    ]
+    with _catalog(publisher) as catalog:
+        for query in queries:
+            assert catalog.execute(query).fetchall() == con.execute(query).fetchall(), query
+    assert con.execute(queries[0]).fetchall() == [("imp-b", 25 * 400, 25 * 400)]

@@ -45,6 +45,8 @@ class Settings:
     explorer_port: int = 5556
     # Seconds of work a task of seeded runs aims at (storage.units.run_pack); 0: one run a task.
     pack_seconds: float = 0.5
+    # The most runs one importance job may plan (a round job: in all); a bigger request is refused.
+    max_runs: int = 100_000
     redis_url_given: str = ""  # GENEJOBS_REDIS_URL as given (no password added)
 
     @property
@@ -112,6 +114,7 @@ _VARIABLES = (
     "GENEJOBS_VIEWS_INTERVAL",
     "GENEJOBS_EXPLORER_PORT",
     "GENEJOBS_PACK_SECONDS",
+    "GENEJOBS_MAX_RUNS",
 )
 
 
@@ -158,6 +161,7 @@ def _settings(
         views_interval=float(env.get("GENEJOBS_VIEWS_INTERVAL", "3")),
         explorer_port=int(env.get("GENEJOBS_EXPLORER_PORT", "5556")),
         pack_seconds=float(env.get("GENEJOBS_PACK_SECONDS", "0.5")),
+        max_runs=int(env.get("GENEJOBS_MAX_RUNS", "100000")),
     )
 
 

@@ -280,6 +280,15 @@ class CancelJob(Message):
 
 @_request
 @dataclass(frozen=True)
+class DeleteJob(Message):
+    """Remove a job that runs no more, and every row it recorded."""
+
+    op: ClassVar[str] = "delete_job"
+    job_id: str
+
+
+@_request
+@dataclass(frozen=True)
 class RetryJob(Message):
     op: ClassVar[str] = "retry_job"
     job_id: str

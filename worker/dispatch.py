@@ -135,6 +135,15 @@ class Dispatcher:
         self.sent.update(u.unit_id for u in units)
         return len(units)
 
+    def drop(self, job_id: str) -> int:
+        """Forget the units of a cancelled or deleted job waiting to be sent; return how many."""
+        kept = deque(u for u in self.outbox if u.job_id != job_id)
+        dropped = len(self.outbox) - len(kept)
+        self.outbox = kept
+        self.waiting.pop(job_id, None)
+        self.suspects = {s for s in self.suspects if not s.startswith(job_id + "-")}
+        return dropped
+
     def flush(self, limit: int | None = None) -> int:
         """Send up to `limit` (default: a chunk) queued units; return how many went.
 

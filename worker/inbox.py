@@ -13,15 +13,17 @@ import base64
 import json
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import redis
 
 from genejobs.worker import writer_lock
 from genejobs.worker.config import settings
 from genejobs.worker.contract import Message
 from genejobs.worker.errors import GenejobsError, ResultUndelivered, ServiceUnavailable
+
+if TYPE_CHECKING:  # numpy is imported where arrays are packed: `genejobs status` needs none
+    import numpy as np
 
 INBOX = "genejobs:inbox"
 PROCESSING = "genejobs:inbox:processing"
@@ -149,11 +151,15 @@ def error_from_reply(reply: dict[str, Any]) -> GenejobsError:
 
 def pack(values, dtype: str) -> np.ndarray:
     """A numeric array as a message carries it: contiguous, little-endian (see contract.encode)."""
+    import numpy as np
+
     return np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
 
 
 def unpack(packed) -> np.ndarray:
     """The array a message carried: as decoded, or base64 text from messages of earlier versions."""
+    import numpy as np
+
     if isinstance(packed, np.ndarray):
         return packed
     return np.frombuffer(base64.b64decode(packed["data"]), dtype=np.dtype(packed["dtype"]))
@@ -172,6 +178,16 @@ def progress(job_id: str) -> dict[str, int]:
 
 def mark_cancelled(job_id: str) -> None:
     client().set(CANCEL_PREFIX + job_id, "1")
+
+
+def clear_cancelled(job_id: str) -> None:
+    """Lift a job's cancel flag (a retry with --cancelled): its tasks run again."""
+    client().delete(CANCEL_PREFIX + job_id)
+
+
+def forget_job(job_id: str) -> None:
+    """Drop what Redis holds of a deleted job: its progress and its cancel flag."""
+    client().delete(PROGRESS_PREFIX + job_id, CANCEL_PREFIX + job_id)
 
 
 def is_cancelled(job_id: str) -> bool:

@@ -278,11 +278,17 @@ def start(
         progress(f"started {workers} compute worker processes (pid {proc.pid})")
     if flower and running(config, "flower") is None:
         # Basic auth from the environment (not the command line, which any
-        # user can read); Flower's API answers only with it.
+        # user can read); Flower's API and metrics answer only with it.
         proc = _launch(
             config,
             "flower",
-            _celery("flower", f"--port={flower_port}", "--address=127.0.0.1"),
+            [
+                sys.executable,
+                "-m",
+                "genejobs.worker.flower",
+                f"--port={flower_port}",
+                "--address=127.0.0.1",
+            ],
             env={"FLOWER_BASIC_AUTH": flower_credentials(config)},
         )
         # Ready when events arrive, not merely when it answers: tasks sent

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
 import signal
 import sys
 import time
@@ -496,12 +497,27 @@ class Writer:
             found = units.pending(self.con, {job_id}, PLANS[op])
             reply["sent"] = self.dispatcher.send_new(found)
         elif op == contract.RetryJob.op:
+            if reply.pop("uncancelled"):
+                # Else its tasks would answer "cancelled" at once, and the sweep send them again.
+                inbox.clear_cancelled(job_id)
             wanted = set(reply.pop("unit_ids"))
             found = units.pending(self.con, {job_id}, JobKind(reply["kind"]))
             again = [u for u in found if u.unit_id in wanted]
             reply["sent"] = self.dispatcher.resend(again)
         elif op == contract.CancelJob.op:
+            if reply["finished"]:
+                return
             inbox.mark_cancelled(job_id)
+            # Units not sent yet stay here: none of them goes out after the cancel.
+            reply["unsent"] = self.dispatcher.drop(job_id)
+        elif op == contract.DeleteJob.op:
+            self.dispatcher.drop(job_id)
+            self.store.settled_rounds.discard(job_id)
+            inbox.forget_job(job_id)
+            self._remove_files(reply.pop("files"))
+            if self.views is not None:
+                self.views.forget(job_id)
+            return
         kind = PLANS[op] if op in PLANS else reply.get("kind")
         if op == contract.PlanImportance.op and len(found) == len(reply["seeds"]):
             # A new job's runs are all pending: its counts need no query.
@@ -578,6 +594,26 @@ class Writer:
             # compute they go in now.
             self.shap.ingest_due(m["job_id"])
         return reply
+
+    def _op_delete_job(self, m: dict) -> dict:
+        return job_control.delete(self.con, m["job_id"])
+
+    def _remove_files(self, paths: list[str]) -> None:
+        """Remove a deleted job's files (relative to the data dir, or spool paths), after its
+        commit; a path outside the data dir is left alone."""
+        home = self.config.home.resolve()
+        for name in paths:
+            path = (home / name).resolve()
+            if not path.is_relative_to(home) or path == home:
+                log.warning("not removing %s: outside the data dir", path)
+                continue
+            try:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError as exc:  # the rows are gone; a file left behind is only space
+                log.warning("could not remove %s: %s", path, exc)
 
     def _op_retry_job(self, m: dict) -> dict:
         return job_control.retry(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up and the two entry points of the README:
 #   bash run.sh demo   install, start the local stack, run 200 seeded runs, print gene counts
-#   bash run.sh test   install with the test tools, lint, and run the test suite
+#   bash run.sh test   install with the test tools (and Debian's chromium when missing),
+#                      lint, and run the test suite
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -31,8 +32,23 @@ demo() {
     echo "query it with '$gj sql', stop it with '$gj down'"
 }
 
+browser() {
+    # The explorer's tests drive a real headless browser: Debian's chromium.
+    command -v chromium >/dev/null 2>&1 && return
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if ! command -v apt-get >/dev/null 2>&1 || { [ -n "$sudo" ] && ! command -v sudo >/dev/null 2>&1; }; then
+        echo "run.sh: the explorer's tests need Debian's chromium; install it (apt-get install chromium) and run again" >&2
+        exit 1
+    fi
+    echo "installing Debian's chromium for the explorer's tests" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+}
+
 tests() {
     install
+    browser
     "$VENV/bin/ruff" check .
     "$VENV/bin/python" -m pytest -q "$@"
 }

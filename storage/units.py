@@ -10,6 +10,7 @@ commit, and sends again, from here, any pending unit the broker has lost
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import duckdb
 
@@ -92,23 +93,29 @@ def _runs(con, job_ids) -> list[Unit]:
 def planned_runs(con: duckdb.DuckDBPyConnection, plan: dict) -> list[Unit]:
     """The units of an importance job just planned (`ResultStore.plan_importance`'s reply):
     all its runs, pending, as `pending` would read them back, without reading them."""
+    seeds, make = planned_runs_maker(con, plan)
+    return make(seeds)
+
+
+def planned_runs_maker(
+    con: duckdb.DuckDBPyConnection, plan: dict
+) -> tuple[list[int], Callable[[list[int]], list[Unit]]]:
+    """A planned job's seeds, in order, and what makes the units of some of them (as
+    `planned_runs` would): the writer makes them a chunk at a time as it sends them."""
     seeds = sorted(plan["seeds"])
     pack = 1
     if len(seeds) > 1:
         pack = max(1, run_pack(con, plan["model"], plan["dataset_id"]) // _halves(plan["scheme"]))
-    return [
-        run_unit(
-            plan["job_id"],
-            plan["dataset_id"],
-            plan["dataset_path"],
-            plan["model"],
-            seed,
-            plan["test_size"],
-            plan["scheme"],
-            pack,
-        )
-        for seed in seeds
-    ]
+    job_id, dataset_id, path = plan["job_id"], plan["dataset_id"], plan["dataset_path"]
+    model, test_size, scheme = plan["model"], plan["test_size"], plan["scheme"]
+
+    def make(chosen: list[int]) -> list[Unit]:
+        return [
+            run_unit(job_id, dataset_id, path, model, seed, test_size, scheme, pack)
+            for seed in chosen
+        ]
+
+    return seeds, make
 
 
 def _halves(scheme: str) -> int:

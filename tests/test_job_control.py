@@ -156,3 +156,14 @@ def test_a_cancel_forgets_the_units_not_sent_yet():
     assert dispatcher.drop("imp-a") == 300
     assert [u.job_id for u in dispatcher.outbox] == ["imp-b"] * 3
     assert dict(dispatcher.waiting) == {"imp-b": 3}
+    # A new job's runs wait as seeds, made into units only as they are sent.
+    made = []
+
+    def make(seeds):
+        made.extend(seeds)
+        return [run_unit("imp-c", "d", "p", "lr", s, 0.3, "split", 1) for s in seeds]
+
+    assert dispatcher.send_later("imp-c", list(range(1, 100_001)), make) == 100_000
+    assert dispatcher.queued == 100_003 and not made
+    assert dispatcher.drop("imp-c") == 100_000
+    assert dispatcher.queued == 3 and dict(dispatcher.waiting) == {"imp-b": 3} and not made

@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import redis
 
@@ -97,13 +97,29 @@ def broker_units(conn: redis.Redis) -> set[str]:
     return found
 
 
+@dataclasses.dataclass
+class Backlog:
+    """A new job's units not made yet: `make(keys)` makes the units of some of its keys."""
+
+    job_id: str
+    keys: list
+    make: Callable[[list], list[Unit]]
+
+
+# Unit ids remembered so a plan applied twice is not sent twice; past this many the
+# memory is let go (forgetting costs at most a task sent twice, which is harmless).
+SENT_MEMORY = 200_000
+
+
 class Dispatcher:
     """Queues units to send, sends them a chunk at a time, and resends units the broker lost.
 
     A plan of 100,000 runs takes the broker about a minute to accept: sent in
     one go it would hold up the writer's reply, its other work and the
     readers. Units wait in `outbox` and go out `chunk` at a time between
-    batches; the sweep counts them as held (they are, by this writer).
+    batches; the sweep counts them as held (they are, by this writer). A new
+    importance job's runs wait as a `Backlog` of seeds, made into units a
+    chunk at a time, so the writer's memory does not grow with the job.
     """
 
     def __init__(self, conn: redis.Redis, sweep_seconds: float, chunk: int = 250):
@@ -112,6 +128,7 @@ class Dispatcher:
         self.chunk = chunk
         self.sent: set[str] = set()
         self.outbox: deque[Unit] = deque()
+        self.backlog: deque[Backlog] = deque()
         self.waiting: Counter = Counter()  # units in the outbox, by job
         self.suspects: set[str] = set()
         self.last_sweep = 0.0
@@ -119,8 +136,22 @@ class Dispatcher:
         # an idle writer then leaves the file alone.
         self.busy = True
 
+    @property
+    def queued(self) -> int:
+        """Units waiting to be sent, made or not."""
+        return len(self.outbox) + sum(len(b.keys) for b in self.backlog)
+
+    def send_later(self, job_id: str, keys: list, make: Callable[[list], list[Unit]]) -> int:
+        """Queue a new job's units as keys, made into units when their turn comes."""
+        if keys:
+            self.backlog.append(Backlog(job_id, list(keys), make))
+            self.waiting[job_id] += len(keys)
+        return len(keys)
+
     def send_new(self, units: list[Unit]) -> int:
         """Queue the units this writer has not sent yet; return how many."""
+        if len(self.sent) > SENT_MEMORY:
+            self.sent = set()
         fresh = [u for u in units if u.unit_id not in self.sent]
         self.outbox.extend(fresh)
         self.waiting.update(u.job_id for u in fresh)
@@ -140,6 +171,8 @@ class Dispatcher:
         kept = deque(u for u in self.outbox if u.job_id != job_id)
         dropped = len(self.outbox) - len(kept)
         self.outbox = kept
+        dropped += sum(len(b.keys) for b in self.backlog if b.job_id == job_id)
+        self.backlog = deque(b for b in self.backlog if b.job_id != job_id)
         self.waiting.pop(job_id, None)
         self.suspects = {s for s in self.suspects if not s.startswith(job_id + "-")}
         return dropped
@@ -150,7 +183,15 @@ class Dispatcher:
         Seeded runs of one job that may share a task (`Unit.pack`) go out
         together, up to that many in one task.
         """
-        count = min(len(self.outbox), self.chunk if limit is None else limit)
+        want = self.chunk if limit is None else limit
+        while self.backlog and len(self.outbox) < want:
+            head = self.backlog[0]
+            room = want - len(self.outbox)
+            take, head.keys = head.keys[:room], head.keys[room:]
+            self.outbox.extend(head.make(take))
+            if not head.keys:
+                self.backlog.popleft()
+        count = min(len(self.outbox), want)
         if count:
             going = [self.outbox[i] for i in range(count)]
             send(packed(going, self.waiting))
@@ -170,6 +211,9 @@ class Dispatcher:
             self.busy = False
             return 0
         known = broker_units(self.conn) | {u.unit_id for u in self.outbox}
+        # A job with units still to make holds them here, not in the broker.
+        making = {b.job_id for b in self.backlog}
+        pending = [u for u in pending if u.job_id not in making]
         # A task pushes its result before it is acknowledged: a unit missing
         # from the broker may have its result in the inbox, not yet applied.
         if self.conn.llen(INBOX):

@@ -194,7 +194,7 @@ class Writer:
         # Let readers in when idle, unless more results are on their way
         # (reopening costs more than a batch), and at least every max_hold.
         held_too_long = self.con is not None and self._held_too_long()
-        idle = not raw and not self._tasks_queued() and not self.dispatcher.outbox
+        idle = not raw and not self._tasks_queued() and not self.dispatcher.queued
         self._publish_views()
         if held_too_long or idle:
             self._close()
@@ -306,7 +306,7 @@ class Writer:
         the same cores get back. With nothing queued, apply at once, which
         keeps a lone run's latency low.
         """
-        if self.dispatcher.outbox:
+        if self.dispatcher.queued:
             # Units wait to be sent: take what is there, do not wait for more.
             first = self.redis.lmove(inbox.INBOX, self.processing, "RIGHT", "LEFT")
             if first is None:
@@ -488,8 +488,9 @@ class Writer:
                 self.dispatcher.resend(found)
             return
         if op == contract.PlanImportance.op and reply.get("created"):
-            found = units.planned_runs(self.con, reply)
-            reply["sent"] = self.dispatcher.send_new(found)
+            # Made a chunk at a time as they go: memory does not grow with the job.
+            seeds, make = units.planned_runs_maker(self.con, reply)
+            reply["sent"] = self.dispatcher.send_later(job_id, seeds, make)
             if not reply["rounds"]:
                 # Committed without rounds: its results need not look for any (storage.rounds).
                 self.store.settled_rounds.add(job_id)
@@ -519,10 +520,10 @@ class Writer:
                 self.views.forget(job_id)
             return
         kind = PLANS[op] if op in PLANS else reply.get("kind")
-        if op == contract.PlanImportance.op and len(found) == len(reply["seeds"]):
+        if op == contract.PlanImportance.op and reply.get("created"):
             # A new job's runs are all pending: its counts need no query.
             counts = dict.fromkeys((s.value for s in RunStatus), 0)
-            counts.update(pending=len(found), total=len(found))
+            counts.update(pending=len(seeds), total=len(seeds))
             inbox.publish_progress(job_id, counts)
         elif kind is not None:
             # Progress before the reply: whoever gets it may start polling at once.

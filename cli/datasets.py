@@ -36,6 +36,8 @@ def add(path, label_col, name, id_col, impute):
     of its content: adding the same content twice returns the first dataset.
     """
     reply = add_dataset(path, label_col, name=name, id_col=id_col, impute=impute)
+    if reply["stripped_genes"]:
+        click.echo(f"dropped the whitespace around {reply['stripped_genes']} gene names", err=True)
     if reply["existing"]:
         click.echo(
             f"the same content is already registered as '{reply['name']}' ({reply['dataset_id']})"

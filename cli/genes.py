@@ -10,6 +10,7 @@ import pandas as pd
 
 from genejobs.cli.output import format_option, frame
 from genejobs.storage import queries
+from genejobs.storage.datasets import check_name
 from genejobs.storage.db import reading
 from genejobs.worker import inbox
 from genejobs.worker.contract import FilterDataset
@@ -251,6 +252,7 @@ def _scope_of(con, name: str):
 @click.option("--name", required=True, help="Name of the new, reduced dataset.")
 def filter_(job_id, dataset, model, min_count, min_fraction, top, name):
     """Register a reduced dataset holding only the selected genes and the label."""
+    check_name(name)
     if job_id is None and (dataset is None or model is None):
         raise click.UsageError("give --job, or both --dataset and --model")
     if (min_count is None) == (min_fraction is None):

@@ -29,15 +29,21 @@ def add_dataset(
     """Validate a CSV, TSV (gzipped or not) or Parquet file and register it.
 
     Returns the writer's reply: `dataset_id`, `name` and `existing` (True when
-    the same content was registered before, under the name returned).
+    the same content was registered before, under the name returned), and
+    `stripped_genes`, the gene names whose surrounding whitespace was dropped.
+    The name (by default the file name's stem) follows `storage.datasets.check_name`.
     """
-    from genejobs.storage.datasets import prepare, read_table, write_parquet
+    from genejobs.storage.datasets import check_name, prepare, read_table, write_parquet
     from genejobs.worker import inbox
     from genejobs.worker.config import settings
     from genejobs.worker.contract import RegisterDataset
 
     path = Path(path)
-    name = name or Path(path.name.removesuffix(".gz")).stem
+    if name is None:
+        stem = Path(path.name.removesuffix(".gz")).stem
+        name = check_name(stem, what="the file name's stem (the default name)")
+    else:
+        check_name(name)
     prepared = prepare(read_table(path), label, id_col=id_col, impute=impute, source=str(path))
     inbox.require_redis()
     temp = write_parquet(prepared, settings().spool_dir)
@@ -58,6 +64,7 @@ def add_dataset(
         "samples": len(prepared.frame),
         "genes": len(prepared.genes),
         "classes": len(prepared.classes),
+        "stripped_genes": prepared.stripped,
     }
 
 
@@ -100,21 +107,26 @@ class Job:
 
         inbox.require_redis()
         deadline = None if timeout is None else time.monotonic() + timeout
-        shown = -1
-        while True:
-            counts = inbox.progress(self.id)
-            if counts and counts.get("pending", 1) == 0:
-                if progress:
-                    print(file=sys.stderr)
-                return counts
-            finished = sum(counts.get(k, 0) for k in ("done", "failed", "cancelled"))
-            if progress and finished != shown:
-                total = finished + counts.get("pending", 0)
-                print(f"\r{self.id}: {finished}/{total} units", end="", file=sys.stderr)
-                shown = finished
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {self.id} still has {counts.get('pending')} units pending")
-            time.sleep(0.2)
+        shown = None
+        try:
+            while True:
+                counts = inbox.progress(self.id)
+                finished = sum(counts.get(k, 0) for k in ("done", "failed", "cancelled"))
+                if progress and finished != shown:
+                    total = finished + counts.get("pending", 0)
+                    print(f"\r{self.id}: {finished}/{total} units", end="", file=sys.stderr)
+                    sys.stderr.flush()
+                    shown = finished
+                if counts and counts.get("pending", 1) == 0:
+                    return counts
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"job {self.id} still has {counts.get('pending')} units pending"
+                    )
+                time.sleep(0.2)
+        finally:
+            if shown is not None:  # the progress line ends, however the wait did
+                print(file=sys.stderr)
 
     def cancel(self) -> int:
         """Cancel the job's pending units; returns how many were cancelled."""

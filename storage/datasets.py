@@ -5,6 +5,11 @@ the data dir as `datasets/<dataset_id>.parquet`, where the id is a hash of the
 content (genes, sample ids, values, labels), so the same content registered
 twice is one dataset. The Parquet file's schema metadata names the label and
 id columns, so a worker needs only the path.
+
+Names are checked here, before a request goes to the writer, for the CLI and
+the Python API alike: a dataset's name (`check_name`) and the gene names of a
+table (`gene_names`), which must print on one line and be told apart by more
+than whitespace.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import gzip
 import hashlib
 import json
 import os
+import re
+import unicodedata
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +34,17 @@ from genejobs.worker.errors import InputError
 READERS = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": None}
 META_KEY = b"genejobs"
 IMPUTERS = ("mean", "median", "zero")
+# What may name a dataset: it is typed on command lines, split on ':' (`genes compare
+# DATASET:MODEL`) and printed in tables, so no path separators, spaces or punctuation.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NAME_RULE = "1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+
+
+def check_name(name, what: str = "dataset name") -> str:
+    """Return `name` when it may name a dataset; raise InputError saying why not."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise InputError(f"{what} {name!r} is not allowed: a dataset name is {NAME_RULE}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,7 @@ class PreparedDataset:
     # "int" when the file's labels are integers (a 0/1 label): searches hand PyCaret
     # integers then, as pandas reads the file, so its binary metrics are for class 1.
     label_type: str = "str"
+    stripped: int = 0  # gene names given with whitespace around them
 
     def metadata(self) -> dict:
         return {
@@ -142,6 +161,38 @@ def listed(names, limit=5) -> str:
     return ", ".join(names[:limit]) + more
 
 
+def _has_control(name: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in name)
+
+
+def gene_names(columns, others=()) -> list[str]:
+    """The gene names of `columns`, without the whitespace around them.
+
+    Refused: a name with a control character (a tab or a newline would split a
+    row of TSV or table output, and a name must come back as it was given), and
+    names that only whitespace tells apart (`G5`, `G 5 `), from each other or
+    from the label and id columns (`others`).
+    """
+    names = [str(c) for c in columns]
+    control = [name for name in names if _has_control(name)]
+    if control:
+        raise InputError(
+            f"{len(control)} gene names hold control characters (tab, newline, ...): "
+            f"{listed(map(repr, control))}; rename them"
+        )
+    spellings = defaultdict(list)
+    for name in [*map(str, others), *names]:
+        spellings["".join(name.split())].append(name)
+    clashes = [group for group in spellings.values() if len(group) > 1]
+    if clashes:
+        shown = "; ".join(" and ".join(map(repr, group)) for group in clashes[:3])
+        more = f" and {len(clashes) - 3} more" if len(clashes) > 3 else ""
+        raise InputError(
+            f"{len(clashes)} sets of columns differ only in whitespace: {shown}{more}; rename them"
+        )
+    return [name.strip() for name in names]
+
+
 def prepare(
     frame: pd.DataFrame,
     label_col: str,
@@ -175,6 +226,7 @@ def prepare(
     genes = [c for c in frame.columns if c not in (label_col, id_col)]
     if not genes:
         raise InputError(f"{source} has no gene columns besides the label")
+    names = gene_names(genes, others=[c for c in (label_col, id_col) if c is not None])
     gene_frame = frame[genes]
     non_numeric = [
         c
@@ -225,17 +277,18 @@ def prepare(
             f"{len(lone)} classes of '{label_col}' have a single sample ({listed(lone)}); "
             "stratified splits need at least 2 per class: drop or merge them"
         )
-    out = pd.DataFrame(values, columns=genes, index=index)
+    out = pd.DataFrame(values, columns=names, index=index)
     out[label_col] = label_text
     return PreparedDataset(
         frame=out,
         label_col=label_col,
         id_col=id_col,
-        genes=tuple(str(g) for g in genes),
+        genes=tuple(names),
         classes=tuple(str(c) for c in classes),
         class_counts=tuple(int(n) for n in counts),
         dataset_id=content_hash(out, label_col),
         label_type="int" if pd.api.types.is_integer_dtype(labels) else "str",
+        stripped=sum(name != str(gene) for name, gene in zip(names, genes, strict=True)),
     )
 
 

@@ -152,11 +152,11 @@ def artifact(con: duckdb.DuckDBPyConnection, model_id: str) -> tuple[str, str]:
 
 
 def tests(con: duckdb.DuckDBPyConnection, job_id: str) -> pd.DataFrame:
-    """The holdout tests of one evaluation job."""
+    """The holdout tests of one evaluation job, in the order they were planned."""
     return con.execute(
-        """SELECT test_id, model_id, split_seed, hyper_seed, status, accuracy, precision, recall,
-                  f1, roc_auc, n_train, n_test, confusion, error
-           FROM test_results WHERE job_id = ? ORDER BY test_id""",
+        f"""SELECT test_id, model_id, split_seed, hyper_seed, status, accuracy, precision, recall,
+                   f1, roc_auc, n_train, n_test, confusion, error
+            FROM test_results WHERE job_id = ? ORDER BY {queries.TEST_ORDER}""",
         [job_id],
     ).df()
 

@@ -7,6 +7,7 @@ own for planning) and returns plain values or DataFrames. Nothing here writes.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import duckdb
@@ -18,6 +19,9 @@ from genejobs.storage.schema import RunStatus
 from genejobs.worker.errors import InputError, NotFoundError
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
+# Holdout tests in the order they were planned: a test id is `<job id>-<n>`, and as text
+# `...-10` would come before `...-2`.
+TEST_ORDER = "job_id, TRY_CAST(regexp_extract(test_id, '-(\\d+)$', 1) AS BIGINT), test_id"
 
 
 def dataset(con: duckdb.DuckDBPyConnection, name_or_id: str, columns: str = "*") -> dict:
@@ -52,7 +56,9 @@ _JOB_COUNTS = """
            count(*) FILTER (WHERE r.status = 'failed')    AS failed,
            count(*) FILTER (WHERE r.status = 'pending')   AS pending,
            count(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,
-           round(avg(r.accuracy), 4) AS mean_accuracy,
+           -- a search's units are folds of different models: its best model's accuracy
+           CASE WHEN j.kind = 'search' THEN any_value(b.accuracy)
+                ELSE round(avg(r.accuracy), 4) END AS mean_accuracy,
            strftime(j.created_at, '%Y-%m-%d %H:%M:%S') AS created,
            strftime(max(r.finished_at), '%Y-%m-%d %H:%M:%S') AS finished
     FROM (
@@ -66,7 +72,10 @@ _JOB_COUNTS = """
         UNION ALL SELECT job_id, status, accuracy, finished_at FROM search_folds
         UNION ALL SELECT job_id, status, accuracy, finished_at FROM test_results
         UNION ALL SELECT job_id, status, NULL, finished_at FROM shap_shards
-    ) r USING (job_id)
+    ) r USING (job_id) LEFT JOIN (
+        -- the mean fold accuracy of a search's best model, once the search ranked them
+        SELECT job_id, accuracy FROM model_runs WHERE best
+    ) b USING (job_id)
 """
 _JOB_GROUP = " GROUP BY j.job_id, j.kind, d.name, j.source, j.model, j.cancelled, j.created_at"
 
@@ -119,10 +128,10 @@ def job(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:
         return {**summary, **{k: v for k, v in details.items() if k not in summary}}
     params = first(con.execute("SELECT params FROM jobs WHERE job_id = ?", [job_id]).fetchall())[0]
     summary["params"] = json.loads(params)
-    table, key = {
-        "importance": ("runs", "seed"),
-        "search": ("search_folds", "model || ' fold ' || fold"),
-        "evaluate": ("test_results", "test_id"),
+    table, key, order = {
+        "importance": ("runs", "seed", "seed"),
+        "search": ("search_folds", "model || ' fold ' || fold", "model, fold"),
+        "evaluate": ("test_results", "test_id", TEST_ORDER),
     }[kind]
     if kind in ("importance", "evaluate"):
         stats = first(
@@ -166,7 +175,7 @@ def job(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:
         {"unit": str(unit), "error": error}
         for unit, error in con.execute(
             f"SELECT {key}, error FROM {table} WHERE job_id = ? AND status = 'failed' "
-            "ORDER BY 1 LIMIT 5",
+            f"ORDER BY {order} LIMIT 5",
             [job_id],
         ).fetchall()
     ]
@@ -258,16 +267,33 @@ def gene_counts(
             GROUP BY gene ORDER BY runs DESC, mean_importance DESC, gene""",
         [max(total, 1), *params],
     ).df()
-    return int(total), with_intervals(frame, int(total))
+    n_genes = first(
+        con.execute(
+            "SELECT n_genes FROM datasets WHERE dataset_id = ?", [where.dataset_id]
+        ).fetchall()
+    )[0]
+    # Ranks run from 1 to the number of genes, or to K when only each fit's top K count.
+    highest_rank = min(n_genes, top) if top is not None else n_genes
+    return int(total), with_intervals(frame, int(total), highest_rank)
 
 
-def with_intervals(frame: pd.DataFrame, total: int) -> pd.DataFrame:
-    """Add the 95% intervals: Wilson for each selection fraction, Student-t for each mean rank."""
+def with_intervals(
+    frame: pd.DataFrame, total: int, highest_rank: int | None = None
+) -> pd.DataFrame:
+    """Add the 95% intervals: Wilson for each selection fraction, Student-t for each mean rank.
+
+    The mean rank's interval is clipped to the ranks there are, 1 to `highest_rank`.
+    """
     from genejobs.storage.stability import mean_interval, wilson_interval
 
     counts = frame["runs"].to_numpy(dtype=float)
     lo, hi = wilson_interval(counts, np.full_like(counts, float(max(total, 1))))
-    rank_lo, rank_hi = mean_interval(frame["mean_rank"], frame.pop("rank_sd").fillna(0), counts)
+    rank_lo, rank_hi = mean_interval(
+        frame["mean_rank"],
+        frame.pop("rank_sd").fillna(0),
+        counts,
+        bounds=(1, highest_rank or np.inf),
+    )
     frame.insert(frame.columns.get_loc("fraction") + 1, "fraction_lo", lo)
     frame.insert(frame.columns.get_loc("fraction_lo") + 1, "fraction_hi", hi)
     frame.insert(frame.columns.get_loc("mean_rank") + 1, "mean_rank_lo", rank_lo)
@@ -307,7 +333,7 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:
     if not statements:
         raise InputError("no SQL statement given")
     for statement in statements:
-        kind = statement.type.name
+        kind = statement_kind(statement)
         if kind not in READ_ONLY_STATEMENTS:
             raise InputError(
                 f"refusing {kind} statement: `genejobs sql` only reads (SELECT, EXPLAIN)"
@@ -318,6 +344,27 @@ def run_sql(con: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:
         return con.execute(statements[-1]).df()
     except duckdb.Error as exc:
         raise InputError(_sql_error(exc)) from None
+
+
+def statement_kind(statement) -> str:
+    """A parsed statement's kind, as its user wrote it where DuckDB's type is coarser.
+
+    DuckDB types INSTALL as LOAD, RESET and USE as SET, CHECKPOINT as CALL, and
+    has no type for some statements (UPDATE EXTENSIONS): those are named by
+    their leading keywords. A read-only type (SELECT also covers SHOW,
+    DESCRIBE, SUMMARIZE, FROM, VALUES) is kept as it is.
+    """
+    try:
+        kind = statement.type.name
+    except ValueError:  # a statement type the Python API does not know
+        kind = None
+    if kind in READ_ONLY_STATEMENTS:
+        return kind
+    words = re.findall(r"[A-Za-z_]+", statement.query[:100])[:2]
+    if not words or words[0].upper() == "WITH":  # WITH ... DELETE: the type says it
+        return kind or "unknown"
+    two_words = kind is None or words[0].upper() == "FORCE"  # UPDATE EXTENSIONS, FORCE INSTALL
+    return " ".join(words[: 2 if two_words else 1]).upper()
 
 
 def _sql_error(exc: Exception) -> str:

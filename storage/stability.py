@@ -68,13 +68,19 @@ def wilson_interval(
 
 
 def mean_interval(
-    mean: ArrayLike, sd: ArrayLike, n: ArrayLike, level: float = 0.95
+    mean: ArrayLike,
+    sd: ArrayLike,
+    n: ArrayLike,
+    level: float = 0.95,
+    bounds: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The Student-t interval mean ± t(n − 1)·sd/sqrt(n) for a mean of `n` values.
 
     Used for a gene's mean rank over the runs; `sd` is the sample standard
     deviation (ddof=1). With fewer than two values there is no spread to go
-    on, so both ends are NaN there.
+    on, so both ends are NaN there. `bounds` (lowest, highest) clips both ends
+    to the values can take: with few values and a wide spread the t interval
+    reaches past them (a mean rank below 1).
     """
     mean = np.asarray(mean, dtype=float)
     sd = np.asarray(sd, dtype=float)
@@ -82,7 +88,10 @@ def mean_interval(
     enough = n >= 2
     size = np.where(enough, n, 2.0)
     half = stats.t.ppf(_upper_tail(level), size - 1) * sd / np.sqrt(size)
-    return np.where(enough, mean - half, np.nan), np.where(enough, mean + half, np.nan)
+    lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = np.clip(lo, *bounds), np.clip(hi, *bounds)
+    return np.where(enough, lo, np.nan), np.where(enough, hi, np.nan)
 
 
 @dataclass(frozen=True)

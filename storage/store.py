@@ -23,7 +23,13 @@ import numpy as np
 import pandas as pd
 
 from genejobs.storage import queries
-from genejobs.storage.datasets import PreparedDataset, load_frame, prepare, write_parquet
+from genejobs.storage.datasets import (
+    PreparedDataset,
+    check_name,
+    load_frame,
+    prepare,
+    write_parquet,
+)
 from genejobs.storage.db import first
 from genejobs.storage.schema import DDL, RunStatus
 from genejobs.tasks.models import MODELS
@@ -139,6 +145,7 @@ class ResultStore:
         self._datasets.clear()
         temp = settings().home / temp_path
         try:
+            check_name(name)  # the CLI and the API check first; a message may come from elsewhere
             existing = first(
                 self.con.execute(
                     "SELECT name FROM datasets WHERE dataset_id = ?", [meta["dataset_id"]]
@@ -190,6 +197,7 @@ class ResultStore:
         name: str,
     ) -> dict:
         """Register a reduced dataset of the genes selected in at least `min_count` runs."""
+        check_name(name)
         if min_count < 1:
             raise InputError(f"--min-count must be at least 1, got {min_count}")
         where = queries.scope(self.con, job_id, dataset_name, model)

@@ -161,10 +161,14 @@ def describe_model(reference: str, fmt: str | None = None) -> TreeModel:
         n_classes = int(param.get("num_class", "0") or 0)
         names = learner.get("feature_names") or None
         objective = learner["objective"]["name"]
-    except InputError:
-        raise
+        if not isinstance(objective, str) or not _is_names(names):
+            raise TypeError("objective or feature names of the wrong type")
+    except InputError as exc:
+        if not str(exc).startswith(f"cannot load {path}"):
+            raise
+        raise _malformed(path, fmt, str(exc).split(": ", 1)[-1]) from None
     except Exception as exc:
-        raise InputError(f"cannot load {path} as {fmt}: {exc.__class__.__name__} {exc}") from None
+        raise _malformed(path, fmt, _what_is_wrong(exc)) from None
     return TreeModel(
         family="xgboost",
         model=None,
@@ -173,6 +177,26 @@ def describe_model(reference: str, fmt: str | None = None) -> TreeModel:
         features=tuple(names) if names else None,
         classifier=objective.startswith(("binary:", "multi:")),
     )
+
+
+def _malformed(path: Path, fmt: str, reason: str) -> InputError:
+    return InputError(f"{path} is not a supported model file (cannot load it as {fmt}: {reason})")
+
+
+def _what_is_wrong(exc: Exception) -> str:
+    """What a malformed document lacks or holds, in words (not `KeyError 'name'`)."""
+    if isinstance(exc, KeyError):
+        return f"it has no {exc.args[0]!r} entry" if exc.args else "an entry is missing"
+    if isinstance(exc, IndexError):
+        return "an array is shorter than it says"
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    if isinstance(exc, TypeError | AttributeError):
+        return f"an entry of the wrong type ({text})" if text else "an entry of the wrong type"
+    return text or exc.__class__.__name__
+
+
+def _is_names(names) -> bool:
+    return names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names))
 
 
 def _check_trees(model: dict, n_features: int) -> None:

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -143,10 +144,24 @@ def _launch(
     return proc
 
 
+def _require_free_port(port: int, what: str, variable: str) -> None:
+    """Refuse to start `what` on a port another program holds: it would die, and whatever
+    answers there would pass for it."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise ServiceUnavailable(
+                f"port {port} ({what}) is taken by another program; stop it, or choose "
+                f"another port with {variable}"
+            ) from None
+
+
 def _wait_for(check, what: str, proc: Process | None, timeout: float, config: Settings) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():
+        if check() and (proc is None or proc.alive()):
             return
         if proc is not None and not proc.alive():
             raise ServiceUnavailable(
@@ -229,13 +244,22 @@ def start(
     config = settings()
     config.ensure_dirs()
     started: list[str] = []
-    if not redis_answers(config.redis_url):
+    redis_up = redis_answers(config.redis_url)
+    if not redis_up:
         host = urlparse(config.redis_url).hostname or ""
         if host not in LOCAL_HOSTS:
             raise ServiceUnavailable(
                 f"Redis is not reachable at {config.redis_url_shown}, and it "
                 "is not on this machine, so `genejobs up` cannot start it"
             )
+    # Every port this call will listen on is free before anything starts.
+    if not redis_up:
+        _require_free_port(urlparse(config.redis_url).port or 6379, "Redis", "GENEJOBS_REDIS_URL")
+    if flower and running(config, "flower") is None:
+        _require_free_port(flower_port, "Flower", "--flower-port or GENEJOBS_FLOWER_PORT")
+    if explorer and running(config, "explorer") is None:
+        _require_free_port(config.explorer_port, "the explorer", "GENEJOBS_EXPLORER_PORT")
+    if not redis_up:
         proc = _launch(config, "redis", _redis_command(config))
         config = settings()  # now with the password
         _wait_for(lambda: redis_answers(config.redis_url), "redis-server", proc, 20, config)

@@ -320,8 +320,9 @@ def global_(job_id, by_model, by_group, class_label, limit, plot, fmt):
     if plot:
         from genejobs.cli.shap_plots import global_png
 
-        pooled_over = [k for k in ("model", "class") if k in table.columns]
-        label = scope + (f", pooled over {' and '.join(pooled_over)}s" if pooled_over else "")
+        plural = {"model": "models", "class": "classes"}
+        pooled_over = [plural[k] for k in plural if k in table.columns]
+        label = scope + (f", pooled over {' and '.join(pooled_over)}" if pooled_over else "")
         global_png(table, sample, label, plot)
 
 

@@ -12,21 +12,29 @@ and never makes it wait; live progress comes from Redis. Pages:
   groups, contribution against presence with one feature's dependence
   (`?feature=`), and a search box that finds predictions by any id column;
   importance jobs and searches link to the SHAP jobs that explain their models;
+  it takes `?top=` (importance), `?q=`, `?feature=`, `?class=`, `?by=model` (SHAP);
 - `/scope/<dataset>/<model>`: every importance job on a dataset and model
   pooled, and the reduced datasets made from them;
 - `/shap/<id>/row/<row_id>`: one prediction's contributions (waterfall with
   values) beside the other candidates that share its key but the last part
   (the genes of one study and locus in the L2G layout).
+
+A bad query parameter (unknown, not a number, out of range) is a 400 page of
+one line naming the parameter and what it takes, never a server error.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import click
+
+from genejobs.worker.errors import InputError, NotFoundError
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} · genejobs</title>
@@ -96,27 +104,109 @@ def views_connection():
     return duckdb.connect(str(path), read_only=True)
 
 
+# query parameters -----------------------------------------------------------------
+
+TOP_MAX = 10_000  # genes in each fit's top K: more than any panel has
+TEXT_MAX = 200  # a search or a feature name; a longer one is a mistake
+ROW_ID_MAX = 2**31 - 1  # shap_rows.row_id is an INTEGER
+SEARCH_ROWS = 50  # predictions listed for a search
+
+# The parameters each kind of job's page takes; any other is refused.
+JOB_PARAMETERS = {
+    "importance": ("top",),
+    "shap": ("q", "feature", "class", "by"),
+}
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """A job page's query parameters, checked; `class_label` is resolved against the job later."""
+
+    top: int = 20
+    search: str = ""
+    feature: str = ""
+    class_label: str | None = None
+    by_model: bool = False
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A parameter's name or value as the 400 line quotes it: short."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def whole_number(name: str, text: str, low: int, high: int) -> int:
+    """`text` as a whole number in [low, high]; an InputError naming the parameter otherwise."""
+    text = text.strip()
+    # ASCII digits only: int() alone would take other scripts' digits and '1_000' too.
+    if re.fullmatch(r"[+-]?[0-9]{1,30}", text) is None or not low <= int(text) <= high:
+        raise InputError(f"{name}: a whole number from {low} to {high}, not '{_shown(text)}'")
+    return int(text)
+
+
+def takes_only(query: dict[str, str], allowed: Iterable[str], page: str) -> None:
+    """Refuse a parameter the page does not take (a typo would otherwise be ignored silently)."""
+    allowed = tuple(allowed)
+    for name in query:
+        if name not in allowed:
+            takes = "takes " + ", ".join(allowed) if allowed else "takes no parameters"
+            raise InputError(f"unknown parameter '{_shown(name)}': {page} {takes}")
+
+
+def _text(query: dict[str, str], name: str) -> str:
+    text = query.get(name, "").strip()
+    if len(text) > TEXT_MAX:
+        raise InputError(f"{name}: at most {TEXT_MAX} characters, not {len(text)}")
+    return text
+
+
+def job_query(kind: str, query: dict[str, str]) -> JobQuery:
+    """A job page's parameters for its kind of job, checked."""
+    takes_only(query, JOB_PARAMETERS.get(kind, ()), f"the page of this {kind} job")
+    top = query.get("top", "").strip()
+    by = query.get("by", "").strip()
+    if by not in ("", "model"):
+        raise InputError(f"by: only 'model' (contribution per model), not '{_shown(by)}'")
+    return JobQuery(
+        top=whole_number("top", top, 1, TOP_MAX) if top else 20,
+        search=_text(query, "q"),
+        feature=_text(query, "feature"),
+        class_label=query.get("class", "").strip() or None,
+        by_model=by == "model",
+    )
+
+
 # pages ----------------------------------------------------------------------------
 
 
-def jobs_page(con) -> tuple[str, str]:
+def progress_text(done, failed, pending, cancelled) -> str:
+    """A job's unit counts as the jobs page and a job's page write them (the script too)."""
+    return f"{done} done, {failed} failed, {pending} pending, {cancelled} cancelled"
+
+
+def jobs_page(con, query: dict[str, str]) -> tuple[str, str]:
     from genejobs.storage import queries
 
+    takes_only(query, (), "the jobs page")
     frame = queries.jobs(con)
     rows = [
         [
             f'<td><a href="/job/{esc(r.job_id)}"><code>{esc(r.job_id)}</code></a></td>',
             cell(r.kind),
+            f'<td data-status="{esc(r.job_id)}">{esc(r.status)}</td>',
             cell(r.dataset),
             cell(r.model),
             cell(r.units, True),
             f'<td class="n" data-progress="{esc(r.job_id)}">'
-            f"{esc(r.done)} done, {esc(r.failed)} failed, {esc(r.pending)} pending</td>",
+            f"{esc(progress_text(r.done, r.failed, r.pending, r.cancelled))}</td>",
             cell(r.created),
         ]
         for r in frame.itertuples()
     ]
-    body = table(["job", "kind", "dataset", "model", "units", "progress", "created"], rows)
+    headers = ["job", "kind", "status", "dataset", "model", "units", "progress", "created"]
+    body = table(headers, rows)
+    # The live counts come from Redis; a spooled SHAP shard is pending until it is ingested.
+    # The status follows them as the views' query decides it, except that a cancel is kept
+    # until a retry makes units pending again.
     script = """<script>
 async function refresh() {
   const cells = document.querySelectorAll('[data-progress]');
@@ -125,8 +215,14 @@ async function refresh() {
   const counts = await (await fetch('/api/progress?ids=' + ids)).json();
   for (const c of cells) {
     const n = counts[c.dataset.progress];
-    if (n) c.textContent =
-      `${n.done || 0} done, ${n.failed || 0} failed, ${n.pending || 0} pending`;
+    if (!n) continue;
+    const pending = (n.pending || 0) + (n.spooled || 0);
+    c.textContent = `${n.done || 0} done, ${n.failed || 0} failed, ${pending} pending, ` +
+      `${n.cancelled || 0} cancelled`;
+    const s = document.querySelector(`[data-status="${c.dataset.progress}"]`);
+    const was = s.textContent;
+    s.textContent = (was === 'cancelled' && !pending) || n.cancelled ? 'cancelled'
+      : pending ? 'running' : n.failed ? 'failed' : 'done';
   }
 }
 setInterval(refresh, 2000);
@@ -134,16 +230,19 @@ setInterval(refresh, 2000);
     return "Jobs", body + script
 
 
-def job_page(con, job_id: str, args: dict) -> tuple[str, str]:
+def job_page(con, job_id: str, query: dict[str, str]) -> tuple[str, str]:
     from genejobs.storage import queries
 
     summary = queries.job(con, job_id)
     kind = summary["kind"]
+    args = job_query(kind, query)
+    counts = progress_text(
+        summary["done"], summary["failed"], summary["pending"], summary["cancelled"]
+    )
     head = (
         f"<p>{esc(kind)} job on <b>{esc(summary.get('dataset'))}</b>"
-        f"{', model ' + esc(summary['model']) if summary.get('model') else ''}: "
-        f"{esc(summary['done'])} done, {esc(summary['failed'])} failed, "
-        f"{esc(summary['pending'])} pending</p>"
+        f"{', model ' + esc(summary['model']) if summary.get('model') else ''}, "
+        f"{esc(summary['status'])}: {esc(counts)}</p>"
     )
     if kind == "importance":
         scope = (
@@ -161,10 +260,10 @@ def job_page(con, job_id: str, args: dict) -> tuple[str, str]:
     return f"Job {job_id}", head + table(["field", "value"], rows)
 
 
-def importance_body(con, job_id: str, args: dict) -> str:
+def importance_body(con, job_id: str, args: JobQuery) -> str:
     from genejobs.storage import queries, selection
 
-    top = int(args.get("top") or 20)
+    top = args.top
     where = queries.scope(con, job_id, None, None)
     total, counts = queries.gene_counts(con, where, top=top)
     rows = [
@@ -224,10 +323,11 @@ def search_body(con, job_id: str) -> str:
     )
 
 
-def scope_page(con, dataset: str, model: str) -> tuple[str, str]:
+def scope_page(con, dataset: str, model: str, query: dict[str, str]) -> tuple[str, str]:
     """Every job on a dataset and model: pooled gene counts, and the datasets reduced from them."""
     from genejobs.storage import queries
 
+    takes_only(query, (), "a scope page")
     where = queries.scope(con, None, dataset, model)
     total, counts = queries.gene_counts(con, where)
     rows = [
@@ -258,21 +358,32 @@ def scope_page(con, dataset: str, model: str) -> tuple[str, str]:
     return f"{dataset}, {model}: every importance job", body
 
 
-def shap_body(con, job_id: str, args: dict) -> str:
-    from genejobs.cli.explorer_plots import beeswarm, dependence, presence_plot
+def shap_body(con, job_id: str, args: JobQuery) -> str:
+    from genejobs.cli.explorer_plots import beeswarm, presence_plot
+    from genejobs.cli.explorer_plots import dependence as dependence_plot
     from genejobs.cli.shap_plots import pooled
     from genejobs.storage import shap_queries
 
     outputs = shap_queries.job_outputs(con, job_id)
     names = shap_queries.class_names(con, job_id)
-    klass = shap_queries.resolve_class(con, job_id, args.get("class"))
-    by_model = args.get("by") == "model"
+    try:
+        klass = shap_queries.resolve_class(con, job_id, args.class_label)
+    except ValueError:  # it reads '--1' and '²' as numbers, then int() refuses them
+        raise InputError(
+            f"class: a class name or number, not '{_shown(args.class_label or '')}'"
+        ) from None
+    feature = args.feature
+    if feature:  # checked before the page's other queries: a bad one is refused at once
+        try:
+            dependence = shap_queries.dependence_sample(con, job_id, feature, 2000, klass)
+        except NotFoundError as exc:  # a parameter's value, not a missing page
+            raise InputError(f"feature: {exc}; the presence plot links each one") from None
+    by_model = args.by_model
     unit = _unit(con, job_id)
     glob = shap_queries.global_importance(con, job_id, by_model, klass)
-    parts = [_shap_models(con, job_id), _shap_search_form(job_id, args.get("q", ""))]
-    query = args.get("q", "").strip()
-    if query:
-        parts.append(_shap_matches(con, job_id, query))
+    parts = [_shap_models(con, job_id), _shap_search_form(job_id, args.search)]
+    if args.search:
+        parts.append(_shap_matches(con, job_id, args.search))
     links = [f'<a href="/job/{esc(job_id)}">overall</a>',
              f'<a href="/job/{esc(job_id)}?by=model">per model</a>']  # fmt: skip
     if outputs > 1:
@@ -324,7 +435,6 @@ def shap_body(con, job_id: str, args: dict) -> str:
         parts.append(f'<div class="side"><div>{_bars(top, 160)}</div><div>{swarm}</div></div>')
     presence = shap_queries.presence(con, job_id, klass)
     every = "all models" + (f", {chosen}" if chosen else "")
-    feature = args.get("feature", "").strip()
     plots = [
         presence_plot(
             presence,
@@ -341,9 +451,10 @@ def shap_body(con, job_id: str, args: dict) -> str:
         else '<p class="muted">Signed SHAP is drawn for one class: choose one above.</p>'
     ]
     if feature:
-        sample = shap_queries.dependence_sample(con, job_id, feature, 2000, klass)
         title = f"{feature}: SHAP against its value, 2,000 sampled predictions ({every})"
-        plots.append(f'<span id="dependence"></span>{dependence(sample, feature, unit, title)}')
+        plots.append(
+            f'<span id="dependence"></span>{dependence_plot(dependence, feature, unit, title)}'
+        )
     else:
         plots.append('<p class="muted">Click a feature for its SHAP against its value.</p>')
     parts += [
@@ -446,17 +557,28 @@ def _shap_search_form(job_id: str, query: str) -> str:
     )
 
 
+def like_pattern(text: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') that matches `text` anywhere, its % and _ literally."""
+    for special in ("\\", "%", "_"):
+        text = text.replace(special, "\\" + special)
+    return f"%{text}%"
+
+
 def _shap_matches(con, job_id: str, query: str) -> str:
     from genejobs.storage import shap_queries
 
+    # One more than shown says whether there are more, without counting every match.
     found = con.execute(
         """SELECT r.row_id, r.row_key, r.class, r.output, r.probability, m.source
            FROM shap_rows r JOIN shap_models m USING (job_id, model_id)
-           WHERE r.job_id = ? AND r.row_key ILIKE ? ORDER BY r.output DESC LIMIT 50""",
-        [job_id, f"%{query}%"],
+           WHERE r.job_id = ? AND r.row_key ILIKE ? ESCAPE '\\'
+           ORDER BY r.output DESC LIMIT ?""",
+        [job_id, like_pattern(query), SEARCH_ROWS + 1],
     ).fetchall()
     if not found:
         return f"<p>No prediction's id contains <b>{esc(query)}</b>.</p>"
+    more = len(found) > SEARCH_ROWS
+    found = found[:SEARCH_ROWS]
     names = shap_queries.class_names(con, job_id)
     rows = [
         [f'<td><a href="/shap/{esc(job_id)}/row/{row_id}">{esc(key)}</a></td>',
@@ -464,17 +586,26 @@ def _shap_matches(con, job_id: str, query: str) -> str:
          cell(output, True), cell(probability, True), cell(model)]
         for row_id, key, klass, output, probability, model in found
     ]  # fmt: skip
-    return f"<h2>Predictions matching {esc(query)}</h2>" + table(
-        ["id", "class", "output", "probability", "model"], rows
+    note = (
+        f'<p class="muted">Showing the first {SEARCH_ROWS} (highest output) of more than '
+        f"{SEARCH_ROWS} matches; refine the search.</p>"
+        if more
+        else ""
+    )
+    return (
+        f"<h2>Predictions matching {esc(query)}</h2>"
+        + note
+        + table(["id", "class", "output", "probability", "model"], rows)
     )
 
 
-def row_page(con, job_id: str, row_id: int) -> tuple[str, str]:
+def row_page(con, job_id: str, row: str, query: dict[str, str]) -> tuple[str, str]:
     from genejobs.cli.shap_plots import OUTPUT_UNITS
     from genejobs.storage import shap_queries
     from genejobs.storage.db import first
-    from genejobs.worker.errors import NotFoundError
 
+    takes_only(query, (), "a prediction's page")
+    row_id = whole_number("row id", row, 0, ROW_ID_MAX)
     found = first(
         con.execute(
             "SELECT row_key FROM shap_rows WHERE job_id = ? AND row_id = ? LIMIT 1",
@@ -550,13 +681,15 @@ def row_page(con, job_id: str, row_id: int) -> tuple[str, str]:
 def make_app():
     import tornado.web
 
-    from genejobs.worker.errors import GenejobsError, NotFoundError
+    from genejobs.worker.errors import GenejobsError
 
     class Page(tornado.web.RequestHandler):
         def render_page(self, build, *args) -> None:
+            """`build(con, *args, query)`; a GenejobsError is a page of one line, not a 500."""
             try:
+                query = self.query()
                 with views_connection() as con:
-                    title, body = build(con, *args)
+                    title, body = build(con, *args, query)
             except NotFoundError as exc:
                 self.set_status(404)
                 title, body = "Not found", f"<p>{esc(exc)}</p>"
@@ -565,18 +698,27 @@ def make_app():
                 title, body = "Cannot show this", f"<p>{esc(exc)}</p>"
             self.write(PAGE.format(title=esc(title), body=body))
 
+        def query(self) -> dict[str, str]:
+            """The query parameters (the last of a repeated one), as text."""
+            found = {}
+            for name in self.request.query_arguments:
+                try:
+                    found[name] = self.get_query_argument(name)
+                except tornado.web.HTTPError:  # bytes that are not UTF-8
+                    raise InputError(f"{_shown(name)}: not UTF-8 text") from None
+            return found
+
     class Jobs(Page):
         def get(self):
             self.render_page(jobs_page)
 
     class Job(Page):
         def get(self, job_id):
-            args = {k: self.get_argument(k) for k in self.request.arguments}
-            self.render_page(job_page, job_id, args)
+            self.render_page(job_page, job_id)
 
     class Row(Page):
         def get(self, job_id, row_id):
-            self.render_page(row_page, job_id, int(row_id))
+            self.render_page(row_page, job_id, row_id)
 
     class Scope(Page):
         def get(self, dataset, model):
@@ -594,7 +736,7 @@ def make_app():
         [
             (r"/", Jobs),
             (r"/job/([A-Za-z0-9_.-]+)", Job),
-            (r"/shap/([A-Za-z0-9_.-]+)/row/([0-9]+)", Row),
+            (r"/shap/([A-Za-z0-9_.-]+)/row/([^/]+)", Row),
             (r"/scope/([^/]+)/([A-Za-z0-9_]+)", Scope),
             (r"/api/progress", Progress),
         ]

@@ -8,6 +8,7 @@ feature names come from the small `shap_features` table.
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 import pandas as pd
@@ -99,7 +100,8 @@ def resolve_class(con: duckdb.DuckDBPyConnection, job_id: str, class_label) -> i
         return folded[text.casefold()]
     # A single-output (binary) model's values are recorded as class 1, the positive class.
     known = [1] if outputs == 1 else list(range(outputs))
-    number = int(text) if text.lstrip("-").isdigit() else None
+    # ASCII digits only: str.isdigit() passes '²', and '--1' passes after lstrip.
+    number = int(text) if re.fullmatch(r"-?[0-9]{1,6}", text) else None
     if number in known:
         return number
     if outputs == 1:

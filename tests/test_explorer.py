@@ -4,12 +4,16 @@ prediction, and what a person reads is on the page. Screenshots land in the test
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -58,16 +62,18 @@ def explorer(tissue, tmp_path_factory):
         lambda: _views_have([*jobs.values(), "tissue-explored"]), timeout=60, what="the views"
     )
     port = free_port()
-    server = subprocess.Popen(
-        [GENEJOBS, "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ),
-    )
+    log = folder / "serve.log"  # what the server logs: a test reads it for tracebacks
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [GENEJOBS, "serve", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            env=dict(os.environ),
+        )
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(base), timeout=30, what="the explorer")
     try:
-        yield {"base": base, "folder": folder, **jobs}
+        yield {"base": base, "folder": folder, "log": log, **jobs}
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -286,3 +292,122 @@ def test_a_multiclass_shap_job_names_its_classes(explorer):
     assert f'href="/job/{explorer["tree"]}"' in chosen
     tree = browse(f"{explorer['base']}/job/{explorer['tree']}", explorer["folder"] / "tree.png")
     assert "Explained by SHAP jobs" in tree and job in tree
+
+
+def fetch(url: str) -> tuple[int, str]:
+    """GET `url`: the status and the page, whatever the status."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode()
+
+
+def test_a_bad_parameter_is_a_400_line_that_names_it_and_logs_no_traceback(explorer):
+    base, importance, shap = explorer["base"], explorer["importance"], explorer["shap"]
+    whole = "a whole number from 1 to 10000"
+    bad = {
+        f"/job/{importance}?top=abc": ("top: " + whole, "'abc'"),
+        f"/job/{importance}?top=-5": ("top: " + whole, "'-5'"),
+        f"/job/{importance}?top=0": ("top: " + whole, "'0'"),
+        f"/job/{importance}?top=1000000000": ("top: " + whole, "'1000000000'"),
+        f"/job/{importance}?top=1e3": ("top: " + whole, "'1e3'"),
+        f"/job/{importance}?top={'9' * 5000}": ("top: " + whole, "…"),
+        f"/job/{importance}?q=x": ("unknown parameter 'q'", "takes top"),
+        f"/job/{shap}?class=--1": ("class: a class name or number", "'--1'"),
+        f"/job/{shap}?class={quote('²')}": ("class: a class name or number", "'²'"),
+        f"/job/{shap}?class=7": ("no class 7 in SHAP job", "classes are 1"),
+        f"/job/{shap}?by=gene": ("by: only 'model'", "'gene'"),
+        f"/job/{shap}?feature=no_such": ("feature: no feature 'no_such'", "links each one"),
+        f"/job/{shap}?q={'x' * 201}": ("q: at most 200 characters", "not 201"),
+        f"/job/{shap}?q=%ff": ("q: not UTF-8 text", ""),
+        f"/job/{shap}?top=5": ("unknown parameter 'top'", "takes q, feature, class, by"),
+        f"/shap/{shap}/row/abc": ("row id: a whole number from 0 to 2147483647", "'abc'"),
+        f"/shap/{shap}/row/-1": ("row id: a whole number from 0", "'-1'"),
+        f"/shap/{shap}/row/{'9' * 30}": ("row id: a whole number from 0", "'999"),
+        f"/shap/{shap}/row/0?top=1": ("unknown parameter 'top'", "takes no parameters"),
+        "/?top=3": ("unknown parameter 'top'", "the jobs page takes no parameters"),
+        "/scope/tissue/lr?top=3": ("unknown parameter 'top'", "takes no parameters"),
+    }
+    for path, (says, quoting) in bad.items():
+        started = time.monotonic()
+        status, page = fetch(base + path)
+        assert (status, time.monotonic() - started < 10) == (400, True), (path, page[-400:])
+        line = re.search(r"<h1>Cannot show this</h1>\n<p>(.*)</p>", page)
+        shown = html.unescape(line[1]) if line else page
+        assert says in shown and quoting in shown, (path, shown)
+    # The same parameters, well formed, still work; a blank one is its default.
+    for path in (f"/job/{importance}?top=5", f"/job/{importance}?top=", f"/job/{shap}?by=model"):
+        assert fetch(base + path)[0] == 200, path
+    log = explorer["log"].read_text(errors="replace")
+    assert "Traceback" not in log and not re.search(r"^500 ", log, re.M), log[-3000:]
+
+
+def test_percent_and_underscore_in_a_search_match_only_themselves(explorer):
+    job = explorer["shap"]
+    keys = sql(f"SELECT row_key FROM shap_rows WHERE job_id = '{job}' ORDER BY row_key LIMIT 1")
+    key = keys[0][0]
+    # Wildcards would find the key with one character replaced by `_`, or by `%`.
+    for wild in (key[:-1] + "_", key[:-2] + "%", "%", "_"):
+        page = fetch(f"{explorer['base']}/job/{job}?q={quote(wild)}")[1]
+        assert "No prediction's id contains" in page and key not in page, wild
+    page = fetch(f"{explorer['base']}/job/{job}?q={quote(key.lower())}")[1]
+    assert f"Predictions matching {key.lower()}" in page and key in page
+
+
+def test_a_search_with_more_than_50_matches_says_so(explorer):
+    job = explorer["shap"]
+    matches = sql(f"SELECT count(*) FROM shap_rows WHERE job_id = '{job}' AND row_key LIKE '%|%'")
+    assert matches[0][0] > 50
+    page = fetch(f"{explorer['base']}/job/{job}?q=%7C")[1]  # `|`, in every key
+    assert "Showing the first 50 (highest output) of more than 50 matches" in page
+    assert page.count(f'href="/shap/{job}/row/') == 50
+    key = sql(f"SELECT row_key FROM shap_rows WHERE job_id = '{job}' LIMIT 1")[0][0]
+    page = fetch(f"{explorer['base']}/job/{job}?q={quote(key)}")[1]
+    assert key in page and "more than 50" not in page
+
+
+def _views_job(job_id: str) -> dict | None:
+    """A job's row of the jobs page's query, read from the views."""
+    import duckdb
+
+    from genejobs.storage import queries
+    from genejobs.worker.config import settings
+
+    try:
+        with duckdb.connect(str(settings().views_dir / "genejobs.duckdb"), read_only=True) as con:
+            frame = queries.jobs(con)
+    except duckdb.Error:
+        return None
+    found = frame[frame["job_id"] == job_id]
+    return None if found.empty else found.iloc[0].to_dict()
+
+
+def test_the_jobs_page_shows_each_jobs_status_and_cancelled_units(explorer, tissue):
+    from genejobs.worker import inbox
+    from tests.test_importance_jobs import start_job
+
+    job_id = start_job(tissue, "--model", "ada", "--runs", "40")
+    wait_until(lambda: inbox.progress(job_id).get("done", 0) >= 1, 120, 0.1, "a first run")
+    run("jobs", "cancel", job_id)
+    wait_until(lambda: not sql(f"SELECT 1 FROM runs WHERE job_id = '{job_id}' "
+                               "AND status = 'pending'"), 120, what="no pending run")  # fmt: skip
+    counts = dict(sql(f"SELECT status, count(*) FROM runs WHERE job_id = '{job_id}' GROUP BY 1"))
+    cancelled = counts.get("cancelled", 0)
+    assert cancelled > 0
+    wait_until(
+        lambda: (_views_job(job_id) or {}).get("cancelled") == cancelled, 60, what="the views"
+    )
+    dom = browse(explorer["base"] + "/", explorer["folder"] / "jobs_cancelled.png")
+    assert "<th>status</th>" in dom
+    rows = {
+        found[1]: found[0]
+        for found in re.finditer(r'<tr><td><a href="/job/([^"]+)">.*?</tr>', dom, re.S)
+    }
+    assert ">cancelled</td>" in rows[job_id] and f"{cancelled} cancelled" in rows[job_id]
+    assert f"{counts.get('done', 0)} done, 0 failed, 0 pending" in rows[job_id]
+    assert ">done</td>" in rows[explorer["importance"]]
+    assert "8 done, 0 failed, 0 pending, 0 cancelled" in rows[explorer["importance"]]
+    page = fetch(f"{explorer['base']}/job/{job_id}")[1]
+    assert f"cancelled: {counts.get('done', 0)} done" in page
+    assert f"0 pending, {cancelled} cancelled" in page

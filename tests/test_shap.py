@@ -464,3 +464,92 @@ def test_a_commands_reading_of_xgboost_json_equals_xgboosts(tmp_path):
     broken.write_text(json.dumps(document))
     with pytest.raises(InputError, match="a child outside the tree"):
         describe_model(str(broken))
+
+
+def _boxes(fig, texts) -> list:
+    """The drawn extents (pixels) of `texts`: of an annotation, its text without its leader."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return [Text.get_window_extent(t, renderer) for t in texts]
+
+
+def _overlaps(boxes) -> list[tuple[int, int]]:
+    return [
+        (i, j)
+        for i in range(len(boxes))
+        for j in range(i + 1, len(boxes))
+        if boxes[i].overlaps(boxes[j])
+    ]
+
+
+def _inside(box, frame) -> bool:
+    return (
+        frame.x0 - 0.5 <= box.x0
+        and box.x1 <= frame.x1 + 0.5
+        and frame.y0 - 0.5 <= box.y0
+        and box.y1 <= frame.y1 + 0.5
+    )
+
+
+def test_a_waterfalls_long_title_and_labels_fit_in_the_figure(tmp_path):
+    from genejobs.cli.shap_plots import waterfall_figure, waterfall_png
+
+    rng = np.random.default_rng(3)
+    features = list(synth_l2g.FEATURES)
+    shap = rng.normal(0, 0.3, len(features)) * np.linspace(3, 0.05, len(features))
+    contributions = pd.DataFrame(
+        {"feature": features, "value": rng.uniform(0, 5000, len(features)), "shap": shap}
+    ).sort_values("shap", key=abs, ascending=False)
+    contributions.loc[contributions.index[2], "feature"] = "a_feature_named_by_a_pipeline_" * 3
+    key = "GCST90002357|chr19_44908684_T_C_rs429358_a_long_locus|ENSG00000130203"
+    header = {
+        "row_key": key,
+        "model": "/data/runs/2024-06-01/l2g/models/xgboost_fold2_chromosomes_1_3_8_trained.json",
+        "family": "xgboost",
+        "class": 1,
+        "class_name": "gold standard",
+        "base_value": -2.069,
+        "output": -2.069 + shap.sum(),
+        "probability": 0.7051,
+    }
+    fig = waterfall_figure(header, contributions)
+    (ax,) = fig.axes
+    labels = ax.get_yticklabels()
+    title, *boxes = _boxes(fig, [*fig.texts, *labels])
+    assert _inside(title, fig.bbox) and not title.overlaps(ax.get_window_extent())
+    shown = fig.texts[0].get_text().replace("\n", "")
+    assert key in shown and "probability 0.705" in shown and "xgboost_fold2" in shown
+    assert all(_inside(box, fig.bbox) for box in boxes) and not _overlaps(boxes)
+    assert len(labels) == 16 and "…" in "".join(label.get_text() for label in labels)
+    waterfall_png(header, contributions, str(tmp_path / "local.png"))
+    assert (tmp_path / "local.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_presence_plot_names_its_top_features_without_overlap(tmp_path):
+    from genejobs.cli.shap_plots import presence_figure, presence_png
+
+    rng = np.random.default_rng(5)
+    features = list(synth_l2g.FEATURES)
+    # As in L2G: the distance features are all present with like contributions, and
+    # the rare ones crowd near zero presence.
+    rates = np.r_[np.full(12, 0.995) + rng.uniform(0, 0.005, 12), rng.uniform(0.03, 0.3, 41)]
+    means = np.r_[0.05 + rng.uniform(0, 0.01, 12), rng.uniform(0, 0.06, 41)]
+    table = pd.DataFrame(
+        {"feature": features, "presence_rate": rates, "mean_abs_shap_present": means}
+    )
+    table.loc[3, "feature"] = "a_feature_with_a_very_long_name_from_another_pipeline"
+    fig = presence_figure(table, "shap-677a3f4008, class 1 (gold standard)")
+    (ax,) = fig.axes
+    names = _boxes(fig, ax.texts)
+    top = table.nlargest(12, "mean_abs_shap_present")
+    assert len(names) == 12 and not _overlaps(names)
+    assert {t.get_text() for t in ax.texts} >= set(top["feature"]) - {table.loc[3, "feature"]}
+    frame = ax.get_window_extent()
+    assert all(_inside(box, frame) for box in names)
+    points = ax.transData.transform(top[["presence_rate", "mean_abs_shap_present"]].to_numpy())
+    assert not any(box.contains(x, y) for box in names for x, y in points)
+    assert all(_inside(box, fig.bbox) for box in _boxes(fig, fig.texts))
+    presence_png(table, "shap-677a3f4008", str(tmp_path / "presence.png"))
+    assert (tmp_path / "presence.png").read_bytes()[:4] == b"\x89PNG"

@@ -43,7 +43,7 @@ TISSUE = Path(__file__).resolve().parents[1] / "tests" / "data" / "tissue_gene_e
 def _process(name: str):
     import psutil
 
-    from genejobs.worker.config import settings
+    from genejobs.config import settings
     from genejobs.worker.stack import running
 
     found = running(settings(), name)
@@ -58,10 +58,10 @@ def _cpu(process) -> float:
 def one_fit(model: str) -> tuple:
     """A real fit of `model` on the registered tissue data: its result, seconds per fit (median
     of 3)."""
+    from genejobs.config import settings
     from genejobs.storage.datasets import load_matrix
     from genejobs.storage.db import reading
     from genejobs.tasks.importance import fit_run
-    from genejobs.worker.config import settings
 
     with reading() as con:
         (path,) = con.execute("SELECT path FROM datasets WHERE name = 'tissue'").fetchone()

@@ -39,13 +39,13 @@ import duckdb
 import psutil
 from threadpoolctl import threadpool_limits
 
+from genejobs.config import settings
+from genejobs.contract import PlanImportance
 from genejobs.storage import queries
 from genejobs.storage.datasets import ExpressionMatrix, load_matrix
 from genejobs.storage.db import connect, reading
 from genejobs.storage.store import create_schema
 from genejobs.worker import inbox
-from genejobs.worker.config import settings
-from genejobs.worker.contract import PlanImportance
 from genejobs.worker.stack import running
 
 TISSUE_CSV = Path(__file__).resolve().parents[1] / "tests/data/tissue_gene_expression.csv.gz"

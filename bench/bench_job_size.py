@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_importance import local_stack, log  # noqa: E402
 
 from genejobs import api  # noqa: E402
+from genejobs.config import settings  # noqa: E402
+from genejobs.errors import InputError  # noqa: E402
 from genejobs.worker import inbox  # noqa: E402
-from genejobs.worker.config import settings  # noqa: E402
-from genejobs.worker.errors import InputError  # noqa: E402
 from genejobs.worker.stack import recorded  # noqa: E402
 
 TISSUE = Path(__file__).resolve().parents[1] / "tests" / "data" / "tissue_gene_expression.csv.gz"

@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_importance import TISSUE_CSV, genejobs, local_stack, log  # noqa: E402
 
-from genejobs.worker.contract import PlanSearch
+from genejobs.contract import PlanSearch
 
 OUT_JSON = Path(__file__).resolve().parent / "out" / "search.json"
 WORKERS = 2
@@ -86,7 +86,7 @@ def pycaret_search(session_id: int, folds: int) -> dict:
 
 
 def compare(ours: pd.DataFrame, reference: pd.DataFrame) -> dict:
-    from genejobs.tasks.candidates import METRICS
+    from genejobs.candidates import METRICS
 
     ranked = ours[ours["status"] == "done"]
     same_order = list(ranked["model"]) == list(reference.index)

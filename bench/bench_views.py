@@ -36,8 +36,8 @@ TISSUE = Path(__file__).resolve().parents[1] / "tests" / "data" / "tissue_gene_e
 def restart_writer(interval: str | None) -> None:
     """Stop the writer, then let `genejobs up` start one with the views interval given
     (None: the default)."""
+    from genejobs.config import settings
     from genejobs.worker import inbox
-    from genejobs.worker.config import settings
     from genejobs.worker.stack import running
 
     proc = running(settings(), "writer")

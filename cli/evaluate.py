@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from genejobs.cli.output import format_option, frame, record
+from genejobs.contract import PlanEvaluate
 from genejobs.worker import inbox
-from genejobs.worker.contract import PlanEvaluate
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 

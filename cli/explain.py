@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 
 from genejobs.cli.output import format_option, frame, record
+from genejobs.config import settings
+from genejobs.contract import PlanShap
+from genejobs.errors import InputError, ServiceUnavailable
 from genejobs.storage import shap_queries
 from genejobs.storage.db import reading
 from genejobs.worker import inbox
-from genejobs.worker.config import settings
-from genejobs.worker.contract import PlanShap
-from genejobs.worker.errors import InputError, ServiceUnavailable
 
 DEFAULT_SHARD_ROWS = 10_000
 

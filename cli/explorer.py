@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 import click
 
-from genejobs.worker.errors import InputError, NotFoundError
+from genejobs.errors import InputError, NotFoundError
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} · genejobs</title>
@@ -94,9 +94,9 @@ def interval_bar(value: float, lo: float, hi: float, width: int = 260) -> str:
 def views_connection():
     import duckdb
 
+    from genejobs.config import settings
+    from genejobs.errors import GenejobsError
     from genejobs.storage.views import CATALOG
-    from genejobs.worker.config import settings
-    from genejobs.worker.errors import GenejobsError
 
     path = settings().views_dir / CATALOG
     if not path.exists():
@@ -681,7 +681,7 @@ def row_page(con, job_id: str, row: str, query: dict[str, str]) -> tuple[str, st
 def make_app():
     import tornado.web
 
-    from genejobs.worker.errors import GenejobsError
+    from genejobs.errors import GenejobsError
 
     class Page(tornado.web.RequestHandler):
         def render_page(self, build, *args) -> None:

@@ -9,11 +9,11 @@ import click
 import pandas as pd
 
 from genejobs.cli.output import format_option, frame
+from genejobs.contract import FilterDataset
 from genejobs.storage import queries
 from genejobs.storage.datasets import check_name
 from genejobs.storage.db import reading
 from genejobs.worker import inbox
-from genejobs.worker.contract import FilterDataset
 
 
 def scope_options(command):

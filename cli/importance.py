@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from genejobs.api import plan_importance
+from genejobs.catalog import MODELS
 from genejobs.cli.runs import follow, report
-from genejobs.tasks.models import MODELS
 
 
 def _seeds(ctx, param, value):

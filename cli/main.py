@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from genejobs.worker.errors import GenejobsError
+from genejobs.errors import GenejobsError
 
 # Every command: the module of genejobs.cli that defines it (in its COMMANDS), and the
 # line `genejobs --help` lists for it without importing that module. tests/test_startup.py

@@ -51,8 +51,8 @@ def finalize(model_id, wait):
     data dir with its sha256, so `shap run --model genejobs:MODEL_ID` and
     `evaluate` can use it.
     """
+    from genejobs.contract import FinalizeModel
     from genejobs.worker import inbox
-    from genejobs.worker.contract import FinalizeModel
 
     reply = inbox.request(FinalizeModel(model_id=model_id))
     if reply["artifact_path"] is not None:
@@ -144,10 +144,10 @@ def predict(model_id, table, id_col, raw_score, all_columns, out, fmt):
     `prediction_label` and `prediction_score` (and with --raw-score one
     `prediction_score_<class>` per class); a label column in the table is kept.
     """
+    from genejobs.config import settings
+    from genejobs.errors import InputError
     from genejobs.storage.datasets import listed, read_table
     from genejobs.tasks.artifacts import load_artifact
-    from genejobs.worker.config import settings
-    from genejobs.worker.errors import InputError
 
     with reading() as con:
         found = model_queries.saved_model(con, model_id)

@@ -6,10 +6,10 @@ import uuid
 
 import click
 
+from genejobs.candidates import METRICS, choose, metric
 from genejobs.cli.output import format_option, frame
-from genejobs.tasks.candidates import METRICS, choose, metric
+from genejobs.contract import PlanSearch
 from genejobs.worker import inbox
-from genejobs.worker.contract import PlanSearch
 
 
 def _model_list(ctx, param, value):

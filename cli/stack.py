@@ -8,8 +8,8 @@ import time
 import click
 
 from genejobs.cli.output import format_option, record
+from genejobs.config import settings
 from genejobs.worker import stack
-from genejobs.worker.config import settings
 
 
 @click.command()

@@ -28,25 +28,35 @@ from pathlib import Path
 if not (Path(__file__).parent / "worker").is_dir():
     __path__.append(str(Path(__file__).resolve().parent.parent))
 
-from genejobs.api import (  # noqa: E402
-    Job,
-    add_dataset,
-    datasets,
-    gene_counts,
-    importance,
-    job,
-    jobs,
-    shap_global,
-    shap_local,
-    shap_presence,
-    sql,
-)
-from genejobs.worker.errors import (  # noqa: E402
-    GenejobsError,
-    InputError,
-    NotFoundError,
-    ServiceUnavailable,
-)
+# The API is imported on first use (PEP 562): `genejobs.errors`, `genejobs.contract`
+# and the other base modules load without it.
+_API = {
+    "Job",
+    "add_dataset",
+    "datasets",
+    "gene_counts",
+    "importance",
+    "job",
+    "jobs",
+    "shap_global",
+    "shap_local",
+    "shap_presence",
+    "sql",
+}
+_ERRORS = {"GenejobsError", "InputError", "NotFoundError", "ServiceUnavailable"}
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from genejobs import api
+
+        return getattr(api, name)
+    if name in _ERRORS:
+        from genejobs import errors
+
+        return getattr(errors, name)
+    raise AttributeError(f"module 'genejobs' has no attribute {name!r}")
+
 
 __all__ = [
     "GenejobsError",

@@ -33,10 +33,10 @@ def add_dataset(
     `stripped_genes`, the gene names whose surrounding whitespace was dropped.
     The name (by default the file name's stem) follows `storage.datasets.check_name`.
     """
+    from genejobs.config import settings
+    from genejobs.contract import RegisterDataset
     from genejobs.storage.datasets import check_name, prepare, read_table, write_parquet
     from genejobs.worker import inbox
-    from genejobs.worker.config import settings
-    from genejobs.worker.contract import RegisterDataset
 
     path = Path(path)
     if name is None:
@@ -130,15 +130,15 @@ class Job:
 
     def cancel(self) -> int:
         """Cancel the job's pending units; returns how many were cancelled."""
+        from genejobs.contract import CancelJob
         from genejobs.worker import inbox
-        from genejobs.worker.contract import CancelJob
 
         return int(inbox.request(CancelJob(job_id=self.id))["cancelled"])
 
     def delete(self) -> dict[str, int]:
         """Remove the job and its rows (a running job is refused); return rows removed by table."""
+        from genejobs.contract import DeleteJob
         from genejobs.worker import inbox
-        from genejobs.worker.contract import DeleteJob
 
         return inbox.request(DeleteJob(job_id=self.id))["removed"]
 
@@ -155,11 +155,11 @@ def plan_importance(
     until_stable: dict | None = None,
 ) -> dict:
     """Check the arguments and plan an importance job; returns the writer's plan (job_id, seeds)."""
+    from genejobs.catalog import MODELS
+    from genejobs.contract import PlanImportance
+    from genejobs.errors import InputError
     from genejobs.storage.store import SEED_LIMIT, check_job_size
-    from genejobs.tasks.models import MODELS
     from genejobs.worker import inbox
-    from genejobs.worker.contract import PlanImportance
-    from genejobs.worker.errors import InputError
 
     if model not in MODELS:
         raise InputError(f"unknown model '{model}'; choose one of {', '.join(MODELS)}")

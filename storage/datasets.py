@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genejobs.worker.errors import InputError
+from genejobs.errors import InputError
 
 READERS = {".csv": ",", ".tsv": "\t", ".txt": "\t", ".parquet": None, ".pq": None}
 META_KEY = b"genejobs"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from genejobs.worker.config import settings
-from genejobs.worker.errors import GenejobsError, StoreBusy
+from genejobs.config import settings
+from genejobs.errors import GenejobsError, StoreBusy
 
 _CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 # Ad hoc SQL reads the results and nothing else: no file outside them read or

@@ -7,10 +7,10 @@ import json
 import duckdb
 import pandas as pd
 
+from genejobs.candidates import METRIC_COLUMNS, METRICS
+from genejobs.errors import InputError, NotFoundError
 from genejobs.storage import queries
 from genejobs.storage.db import first
-from genejobs.tasks.candidates import METRIC_COLUMNS, METRICS
-from genejobs.worker.errors import InputError, NotFoundError
 
 _METRICS = ", ".join(METRIC_COLUMNS)
 
@@ -53,7 +53,7 @@ def auc_note(con: duckdb.DuckDBPyConnection, job_id: str, table: pd.DataFrame) -
     zero = table[(table["status"] == "done") & (table["auc"] == 0)]
     if zero.empty:
         return None
-    from genejobs.tasks.candidates import train_class_counts
+    from genejobs.candidates import train_class_counts
 
     params, classes, counts = first(
         con.execute(

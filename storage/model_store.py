@@ -21,21 +21,21 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from genejobs.storage import queries
-from genejobs.storage.db import first
-from genejobs.storage.store import check_job_size
-from genejobs.tasks.artifacts import MODELS_DIR, sha256_of
-from genejobs.tasks.candidates import CANDIDATES, METRIC_COLUMNS, choose, metric, train_class_counts
-from genejobs.tasks.leaderboard import leaderboard
-from genejobs.worker.config import settings
-from genejobs.worker.contract import (
+from genejobs.candidates import CANDIDATES, METRIC_COLUMNS, choose, metric, train_class_counts
+from genejobs.config import settings
+from genejobs.contract import (
     FOLD_SCORED,
     MODEL_FINALIZE_FAILED,
     MODEL_FINALIZED,
     TEST_DONE,
     TEST_FAILED,
 )
-from genejobs.worker.errors import InputError, NotFoundError
+from genejobs.errors import InputError, NotFoundError
+from genejobs.storage import queries
+from genejobs.storage.db import first
+from genejobs.storage.store import check_job_size
+from genejobs.tasks.artifacts import MODELS_DIR, sha256_of
+from genejobs.tasks.leaderboard import leaderboard
 
 RESULT_OPS = {FOLD_SCORED, MODEL_FINALIZED, MODEL_FINALIZE_FAILED, TEST_DONE, TEST_FAILED}
 SEED_LIMIT = 2**32 - 1

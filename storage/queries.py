@@ -14,9 +14,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from genejobs.errors import InputError, NotFoundError
 from genejobs.storage.db import first
 from genejobs.storage.schema import RunStatus
-from genejobs.worker.errors import InputError, NotFoundError
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
 # Holdout tests in the order they were planned: a test id is `<job id>-<n>`, and as text

@@ -18,9 +18,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from genejobs.errors import InputError
 from genejobs.storage import stability
 from genejobs.storage.queries import Scope
-from genejobs.worker.errors import InputError
 
 PAIRS = "pairs"
 SPLIT = "split"

@@ -13,8 +13,8 @@ import re
 import duckdb
 import pandas as pd
 
+from genejobs.errors import InputError, NotFoundError
 from genejobs.storage.db import first
-from genejobs.worker.errors import InputError, NotFoundError
 
 
 def job(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:

@@ -17,11 +17,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from genejobs.config import settings
+from genejobs.contract import SHARD_DONE, SHARD_FAILED
+from genejobs.errors import InputError
 from genejobs.storage.db import first
 from genejobs.storage.schema import RunStatus
-from genejobs.worker.config import settings
-from genejobs.worker.contract import SHARD_DONE, SHARD_FAILED
-from genejobs.worker.errors import InputError
 
 DONE_OP, FAILED_OP = SHARD_DONE, SHARD_FAILED
 OPS = {DONE_OP, FAILED_OP}

@@ -22,6 +22,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from genejobs import contract
+from genejobs.catalog import MODELS
+from genejobs.config import settings
+from genejobs.errors import InputError
 from genejobs.storage import queries
 from genejobs.storage.datasets import (
     PreparedDataset,
@@ -32,10 +36,6 @@ from genejobs.storage.datasets import (
 )
 from genejobs.storage.db import first
 from genejobs.storage.schema import DDL, RunStatus
-from genejobs.tasks.models import MODELS
-from genejobs.worker import inbox
-from genejobs.worker.config import settings
-from genejobs.worker.errors import InputError
 
 SEED_LIMIT = 2**32 - 1  # numpy and scikit-learn take random_state below 2**32
 
@@ -518,18 +518,18 @@ class ResultStore:
         import pyarrow as pa
 
         packed = [m["importances"] for m in messages]
-        gene_index = [inbox.unpack(p["gene_index"]) for p in packed]
+        gene_index = [contract.unpack(p["gene_index"]) for p in packed]
         sizes = np.asarray([len(g) for g in gene_index])
         if not sizes.sum():
             return None
         run = np.repeat(np.arange(len(messages)), sizes)
         genes = self._genes_of(dataset_id)
-        coef = np.concatenate([inbox.unpack(p["coef"]) for p in packed])
+        coef = np.concatenate([contract.unpack(p["coef"]) for p in packed])
         widths = np.repeat(np.asarray([p["n_classes"] for p in packed]), sizes)
         offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int32)
         class_coefs = pa.ListArray.from_arrays(
             pa.array(offsets),
-            pa.array(np.concatenate([inbox.unpack(p["class_coefs"]) for p in packed])),
+            pa.array(np.concatenate([contract.unpack(p["class_coefs"]) for p in packed])),
             mask=pa.array(widths == 0),
         )
 
@@ -546,7 +546,7 @@ class ResultStore:
                 "model": names("model"),
                 "seed": np.asarray([m["seed"] for m in messages], dtype=np.int64)[run],
                 "gene": pa.DictionaryArray.from_arrays(np.concatenate(gene_index), genes),
-                "importance": np.concatenate([inbox.unpack(p["importance"]) for p in packed]),
+                "importance": np.concatenate([contract.unpack(p["importance"]) for p in packed]),
                 "coef": pa.array(coef, mask=np.isnan(coef)),
                 # rank 1 = most important: the selection travels in that order
                 "rank": np.concatenate([np.arange(1, n + 1, dtype=np.int32) for n in sizes]),

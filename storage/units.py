@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import duckdb
 
-from genejobs.tasks.candidates import CANDIDATES
-from genejobs.worker.config import settings
-from genejobs.worker.contract import JobKind, Task, Unit, UnitStatus, run_unit
+from genejobs.candidates import CANDIDATES
+from genejobs.config import settings
+from genejobs.contract import JobKind, Task, Unit, UnitStatus, run_unit
 
 PENDING = UnitStatus.PENDING.value
 

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from genejobs.worker.errors import GenejobsError
+from genejobs.errors import GenejobsError
 
 MODELS_DIR = "models"
 

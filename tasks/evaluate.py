@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from genejobs.contract import Task, TestDone, TestFailed
 from genejobs.storage.datasets import ExpressionMatrix
 from genejobs.tasks.importance import _matrix
 from genejobs.worker import inbox
 from genejobs.worker.app import unit_task, worker_name
-from genejobs.worker.contract import Task, TestDone, TestFailed
 
 # Estimators are rebuilt from a class path stored in the results file; only
 # these libraries' classes are ever imported that way.

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from genejobs import contract
+from genejobs.catalog import model_kind
+from genejobs.config import settings
+from genejobs.contract import RunDone, RunFailed, Task, Unit, pack_runs, run_unit
+from genejobs.errors import ResultUndelivered
 from genejobs.storage.datasets import ExpressionMatrix, load_matrix
-from genejobs.tasks.models import make_estimator, model_kind
+from genejobs.tasks.models import make_estimator
 from genejobs.worker import inbox
 from genejobs.worker.app import unit_task, worker_name
-from genejobs.worker.config import settings
-from genejobs.worker.contract import RunDone, RunFailed, Task, Unit, pack_runs, run_unit
-from genejobs.worker.errors import ResultUndelivered
 
 
 @dataclass(frozen=True)
@@ -220,11 +222,11 @@ def packed_selection(selection: Selection) -> dict:
     coef = np.full(n, np.nan) if selection.coef is None else np.asarray(selection.coef)
     class_coefs = np.asarray(selection.class_coefs or np.empty((n, 0)), dtype=np.float64)
     return {
-        "gene_index": inbox.pack(selection.gene_index, "i4"),
-        "importance": inbox.pack(selection.importance, "f8"),
-        "coef": inbox.pack(coef, "f8"),
+        "gene_index": contract.pack(selection.gene_index, "i4"),
+        "importance": contract.pack(selection.importance, "f8"),
+        "coef": contract.pack(coef, "f8"),
         "n_classes": int(class_coefs.shape[1]) if n else 0,
-        "class_coefs": inbox.pack(class_coefs.ravel(), "f8"),
+        "class_coefs": contract.pack(class_coefs.ravel(), "f8"),
     }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from genejobs.tasks.candidates import CANDIDATES, METRICS, Metric
+from genejobs.candidates import CANDIDATES, METRICS, Metric
 
 ROUND = 4
 

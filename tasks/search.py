@@ -23,13 +23,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from genejobs.candidates import METRICS
+from genejobs.config import settings
+from genejobs.contract import FoldScored, ModelFinalized, ModelFinalizeFailed, Task
 from genejobs.storage.datasets import load_frame
 from genejobs.tasks.artifacts import quiet_pycaret, write_artifact
-from genejobs.tasks.candidates import METRICS
 from genejobs.worker import inbox
 from genejobs.worker.app import unit_task, worker_name
-from genejobs.worker.config import settings
-from genejobs.worker.contract import FoldScored, ModelFinalized, ModelFinalizeFailed, Task
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genejobs.config import settings
+from genejobs.errors import InputError
 from genejobs.storage.datasets import listed
 from genejobs.tasks.tree_models import (
     GENEJOBS_FORMAT,
@@ -25,8 +27,6 @@ from genejobs.tasks.tree_models import (
     load_spec,
     sniff_format,
 )
-from genejobs.worker.config import settings
-from genejobs.worker.errors import InputError
 
 KEY_SEPARATOR = "|"
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from genejobs.config import settings
+from genejobs.contract import ShardDone, ShardFailed, Task
 from genejobs.tasks.tree_models import TreeModel, choose_engine, explain, load_spec
 from genejobs.worker import inbox
 from genejobs.worker.app import unit_task, worker_name
-from genejobs.worker.config import settings
-from genejobs.worker.contract import ShardDone, ShardFailed, Task
 
 ADDITIVITY_TOLERANCE = 1e-3
 BINARY_CLASS = 1  # a binary classifier is explained for its positive class

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from genejobs.worker.errors import InputError
+from genejobs.errors import InputError
 
 FORMATS = ("xgboost-json", "xgboost-ubj", "lightgbm-text")
 ENGINES = ("auto", "fast", "native", "shap")

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from genejobs.cli.main import cli
-from genejobs.worker.config import settings
+from genejobs.config import settings
 
 REPO = Path(__file__).resolve().parents[1]
 TISSUE = REPO / "tests" / "data" / "tissue_gene_expression.csv.gz"

@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from genejobs.config import THREAD_CAPS
 from genejobs.worker import inbox, writer_lock
-from genejobs.worker.config import THREAD_CAPS
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -130,8 +130,8 @@ def _option(argv: list[str], *names: str) -> str | None:
 
 
 def _config_variables() -> set[str]:
-    """The GENEJOBS_* names worker/config.py reads from os.environ."""
-    tree = ast.parse((ROOT / "worker" / "config.py").read_text())
+    """The GENEJOBS_* names genejobs/config.py reads from os.environ."""
+    tree = ast.parse((ROOT / "genejobs" / "config.py").read_text())
     names = set()
     for node in ast.walk(tree):
         key = None
@@ -274,7 +274,7 @@ def test_every_genejobs_variable_is_read_by_the_config(services):
     assert {"GENEJOBS_HOME", "GENEJOBS_REDIS_URL", "GENEJOBS_DB"} <= known
     for name, service in services.items():
         unknown = {k for k in _environment(service) if k.startswith("GENEJOBS_")} - known
-        assert not unknown, f"{name} sets {sorted(unknown)}, which worker/config.py never reads"
+        assert not unknown, f"{name} sets {sorted(unknown)}, which genejobs/config.py never reads"
 
 
 def test_app_environment_is_the_same_where_it_matters(services):

@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from genejobs import contract
+from genejobs.contract import RunDone
 from genejobs.tasks.importance import Selection, packed_selection
-from genejobs.worker import contract, inbox
-from genejobs.worker.contract import RunDone
+from genejobs.worker import inbox
 from tests.conftest import wait_until
 
 
@@ -31,15 +32,15 @@ def test_arrays_round_trip_as_raw_bytes():
     assert b"base64" not in head and len(tail) == 3 * 4 + 3 * 8 + 3 * 8
     message = contract.decode(body)
     packed = message["importances"]
-    assert inbox.unpack(packed["gene_index"]).tolist() == [4, 0, 2]
-    assert inbox.unpack(packed["coef"]).tolist() == [-1.0, 2.0, 0.5]
-    assert inbox.unpack(packed["importance"]).dtype == np.dtype("<f8")
+    assert contract.unpack(packed["gene_index"]).tolist() == [4, 0, 2]
+    assert contract.unpack(packed["coef"]).tolist() == [-1.0, 2.0, 0.5]
+    assert contract.unpack(packed["importance"]).dtype == np.dtype("<f8")
 
 
 def test_empty_arrays_round_trip():
     # A model that selected no gene (dummy) sends empty arrays.
     message = contract.decode(_run_done(importances=packed_selection(Selection())).encode())
-    assert inbox.unpack(message["importances"]["gene_index"]).size == 0
+    assert contract.unpack(message["importances"]["gene_index"]).size == 0
 
 
 def test_a_message_without_arrays_is_plain_json():
@@ -55,7 +56,7 @@ def test_an_array_outside_the_message_is_refused():
 
 def test_base64_arrays_of_earlier_versions_still_unpack():
     old = {"dtype": "<f8", "data": base64.b64encode(np.arange(3.0).tobytes()).decode()}
-    assert inbox.unpack(old).tolist() == [0.0, 1.0, 2.0]
+    assert contract.unpack(old).tolist() == [0.0, 1.0, 2.0]
 
 
 def test_the_writer_dead_letters_a_message_whose_arrays_do_not_fit(stack):

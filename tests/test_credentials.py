@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from genejobs.worker.config import settings
+from genejobs.config import settings
 from tests.conftest import run
 
 

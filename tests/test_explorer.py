@@ -82,7 +82,7 @@ def explorer(tissue, tmp_path_factory):
 def _views_have(job_ids) -> bool:
     import duckdb
 
-    from genejobs.worker.config import settings
+    from genejobs.config import settings
 
     try:
         with duckdb.connect(str(settings().views_dir / "genejobs.duckdb"), read_only=True) as con:
@@ -371,8 +371,8 @@ def _views_job(job_id: str) -> dict | None:
     """A job's row of the jobs page's query, read from the views."""
     import duckdb
 
+    from genejobs.config import settings
     from genejobs.storage import queries
-    from genejobs.worker.config import settings
 
     try:
         with duckdb.connect(str(settings().views_dir / "genejobs.duckdb"), read_only=True) as con:

@@ -20,10 +20,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from genejobs.config import settings
+from genejobs.contract import Ping, PlanImportance
+from genejobs.errors import ServiceUnavailable
 from genejobs.worker import inbox, writer_lock
-from genejobs.worker.config import settings
-from genejobs.worker.contract import Ping, PlanImportance
-from genejobs.worker.errors import ServiceUnavailable
 from genejobs.worker.stack import running
 from tests.conftest import TISSUE, run, run_subprocess, sql, stack_in, wait_until
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from genejobs.catalog import MODELS
 from genejobs.storage.datasets import load_matrix, prepare, write_parquet
 from genejobs.storage.synth import expression
 from genejobs.tasks.importance import fit_run, gene_importances
-from genejobs.tasks.models import MODELS, make_estimator
+from genejobs.tasks.models import make_estimator
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from genejobs.worker.config import settings
+from genejobs.config import settings
 from genejobs.worker.stack import running, stop
 from tests.conftest import job_done, run, run_subprocess, wait_until
 

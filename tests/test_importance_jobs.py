@@ -9,9 +9,9 @@ import threading
 
 import pandas as pd
 
+from genejobs.config import settings
+from genejobs.contract import Ping
 from genejobs.worker import inbox
-from genejobs.worker.config import settings
-from genejobs.worker.contract import Ping
 from genejobs.worker.stack import running
 from tests.conftest import (
     add_tissue,

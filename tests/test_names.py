@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 import genejobs
+from genejobs.config import settings
+from genejobs.errors import InputError
 from genejobs.storage.datasets import check_name, gene_names
 from genejobs.storage.synth import expression
-from genejobs.worker.config import settings
-from genejobs.worker.errors import InputError
 from tests.conftest import refused, run, sql
 
 

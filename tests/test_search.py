@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genejobs.candidates import CANDIDATES, METRICS
+from genejobs.config import settings
 from genejobs.storage.synth import expression
-from genejobs.tasks.candidates import CANDIDATES, METRICS
-from genejobs.worker.config import settings
 from tests.conftest import frame_of, refused, run, sql
 
 SMALL = "search_small"
@@ -68,7 +68,7 @@ def pycaret_reference() -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     }
     assert [(k, v.name, v.is_turbo) for k, v in exp._all_models.items()] == [
         (c.model, c.name, c.turbo) for c in CANDIDATES.values()
-    ], "tasks/candidates.py no longer matches the installed PyCaret"
+    ], "genejobs/candidates.py no longer matches the installed PyCaret"
     assert [(m.id, m.display) for m in METRICS] == [
         (k, v.display_name) for k, v in exp._all_metrics.items()
     ]
@@ -110,8 +110,8 @@ def test_the_leaderboard_equals_pycarets_compare_models(searched, tmp_path, monk
 
 
 def test_the_best_model_is_finalized_and_loaded_only_with_its_hash(searched, tmp_path):
+    from genejobs.errors import GenejobsError
     from genejobs.tasks.artifacts import load_artifact
-    from genejobs.worker.errors import GenejobsError
 
     job_id, board = searched
     best = board.iloc[0]

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genejobs.config import settings
 from genejobs.tasks import synth_l2g
 from genejobs.worker import inbox
-from genejobs.worker.config import settings
 from tests.conftest import frame_of, run, sql, wait_until
 
 ROWS = 2400
@@ -153,8 +153,8 @@ def test_stored_values_match_shap_tree_explainer(l2g):
 
 
 def test_a_redelivered_shard_never_duplicates_rows(l2g):
+    from genejobs.contract import Task, Unit
     from genejobs.worker.app import enqueue
-    from genejobs.worker.contract import Task, Unit
 
     job_id = l2g["job"]
     before = sql(f"SELECT count(*) FROM shap_values WHERE job_id = '{job_id}'")[0][0]
@@ -400,8 +400,8 @@ def test_a_commands_reading_of_xgboost_json_equals_xgboosts(tmp_path):
 
     import xgboost
 
+    from genejobs.errors import InputError
     from genejobs.tasks.tree_models import describe_model, load_model
-    from genejobs.worker.errors import InputError
 
     def described(path):
         return {

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import genejobs
+from genejobs.errors import InputError
 from genejobs.storage import model_queries, queries, schema
-from genejobs.worker.errors import InputError
 from tests.conftest import refused
 
 

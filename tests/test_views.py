@@ -8,9 +8,9 @@ import time
 import duckdb
 import pytest
 
+from genejobs.config import settings
 from genejobs.storage.store import create_schema
 from genejobs.storage.views import CATALOG, ViewPublisher
-from genejobs.worker.config import settings
 from tests.conftest import run, sql, wait_until
 
 

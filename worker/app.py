@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Callable, Iterable
 
-from genejobs.worker.config import THREAD_CAPS, settings
+from genejobs.config import THREAD_CAPS, settings
 
 for _name, _value in THREAD_CAPS.items():
     os.environ.setdefault(_name, _value)
@@ -21,9 +21,9 @@ import redis  # noqa: E402
 from celery import Celery, signals  # noqa: E402
 from celery.exceptions import Reject  # noqa: E402
 
+from genejobs.contract import Message, Unit  # noqa: E402
+from genejobs.errors import ResultUndelivered  # noqa: E402
 from genejobs.worker import inbox, lease  # noqa: E402
-from genejobs.worker.contract import Message, Unit  # noqa: E402
-from genejobs.worker.errors import ResultUndelivered  # noqa: E402
 from genejobs.worker.inbox import COMPUTE_QUEUE  # noqa: E402
 
 

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable
 
 import redis
 
+from genejobs.contract import Task, Unit, pack_runs, unit_of
 from genejobs.worker import lease
-from genejobs.worker.contract import Task, Unit, pack_runs, unit_of
 from genejobs.worker.inbox import COMPUTE_QUEUE, INBOX
 
 log = logging.getLogger("genejobs.writer")

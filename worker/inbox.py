@@ -9,21 +9,17 @@ the database lock.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
+from genejobs.config import settings
+from genejobs.contract import Message
+from genejobs.errors import GenejobsError, ResultUndelivered, ServiceUnavailable
 from genejobs.worker import writer_lock
-from genejobs.worker.config import settings
-from genejobs.worker.contract import Message
-from genejobs.worker.errors import GenejobsError, ResultUndelivered, ServiceUnavailable
-
-if TYPE_CHECKING:  # numpy is imported where arrays are packed: `genejobs status` needs none
-    import numpy as np
 
 INBOX = "genejobs:inbox"
 PROCESSING = "genejobs:inbox:processing"
@@ -141,28 +137,12 @@ def _withdrawn(conn: redis.Redis, body: str, message: Message) -> str:
 
 def error_from_reply(reply: dict[str, Any]) -> GenejobsError:
     """Rebuild the exception the writer reported."""
-    from genejobs.worker import errors
+    from genejobs import errors
 
     cls = getattr(errors, reply.get("error_type", ""), GenejobsError)
     if not (isinstance(cls, type) and issubclass(cls, GenejobsError)):
         cls = GenejobsError
     return cls(reply["error"])
-
-
-def pack(values, dtype: str) -> np.ndarray:
-    """A numeric array as a message carries it: contiguous, little-endian (see contract.encode)."""
-    import numpy as np
-
-    return np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
-
-
-def unpack(packed) -> np.ndarray:
-    """The array a message carried: as decoded, or base64 text from messages of earlier versions."""
-    import numpy as np
-
-    if isinstance(packed, np.ndarray):
-        return packed
-    return np.frombuffer(base64.b64decode(packed["data"]), dtype=np.dtype(packed["dtype"]))
 
 
 def publish_progress(job_id: str, counts: dict[str, int]) -> None:

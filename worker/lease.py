@@ -24,7 +24,7 @@ import time
 
 import redis
 
-from genejobs.worker.config import settings
+from genejobs.config import settings
 
 log = logging.getLogger("genejobs.lease")
 

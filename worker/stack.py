@@ -27,9 +27,9 @@ from urllib.parse import urlparse
 import psutil
 import redis
 
+from genejobs.config import THREAD_CAPS, Settings, settings
+from genejobs.errors import ServiceUnavailable
 from genejobs.worker import inbox
-from genejobs.worker.config import THREAD_CAPS, Settings, settings
-from genejobs.worker.errors import ServiceUnavailable
 
 COMPONENTS = ("redis", "writer", "compute", "flower", "explorer")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}

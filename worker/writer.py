@@ -30,6 +30,10 @@ import traceback
 import kombu.exceptions
 import redis
 
+from genejobs import contract
+from genejobs.config import settings
+from genejobs.contract import RESULT_OPS, JobKind
+from genejobs.errors import GenejobsError, StoreBusy
 from genejobs.storage import job_control, model_store, rounds, shap_store, units
 from genejobs.storage.db import connect
 from genejobs.storage.model_store import ModelStore
@@ -37,11 +41,8 @@ from genejobs.storage.schema import RunStatus
 from genejobs.storage.shap_store import ShapStore
 from genejobs.storage.store import ResultStore, create_schema
 from genejobs.storage.views import ViewPublisher
-from genejobs.worker import contract, inbox
-from genejobs.worker.config import settings
-from genejobs.worker.contract import RESULT_OPS, JobKind
+from genejobs.worker import inbox
 from genejobs.worker.dispatch import Dispatcher, sweep_interval
-from genejobs.worker.errors import GenejobsError, StoreBusy
 from genejobs.worker.writer_lock import WriterLock, new_identity
 
 log = logging.getLogger("genejobs.writer")

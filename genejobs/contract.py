@@ -15,6 +15,7 @@ its message then names them all in its `units` header.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
@@ -496,3 +497,19 @@ def decode(raw: bytes | str) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{message['op']} lacks {', '.join(sorted(missing))}")
     return message
+
+
+def pack(values, dtype: str):
+    """A numeric array as a message carries it: contiguous, little-endian (see contract.encode)."""
+    import numpy as np
+
+    return np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
+
+
+def unpack(packed):
+    """The array a message carried: as decoded, or base64 text from messages of earlier versions."""
+    import numpy as np
+
+    if isinstance(packed, np.ndarray):
+        return packed
+    return np.frombuffer(base64.b64decode(packed["data"]), dtype=np.dtype(packed["dtype"]))

@@ -58,9 +58,9 @@ def _cpu(process) -> float:
 def one_fit(model: str) -> tuple:
     """A real fit of `model` on the registered tissue data: its result, seconds per fit (median
     of 3)."""
+    from genejobs.api import reading
     from genejobs.config import settings
     from genejobs.storage.datasets import load_matrix
-    from genejobs.storage.db import reading
     from genejobs.tasks.importance import fit_run
 
     with reading() as con:
@@ -72,7 +72,7 @@ def one_fit(model: str) -> tuple:
 
 def ingest(model: str, runs: int) -> dict:
     """Fill the inbox with `runs` real results of `model`; time a fresh writer draining them."""
-    from genejobs.storage.db import reading
+    from genejobs.api import reading
     from genejobs.tasks.importance import run_message
     from genejobs.worker import inbox
 
@@ -166,7 +166,7 @@ def shap_ingest(folder: Path, rows: int, workers: int) -> dict:
     while inbox.progress(job_id).get("done", 0) < shards:
         time.sleep(0.01)
     wall = time.monotonic() - started
-    from genejobs.storage.db import reading
+    from genejobs.api import reading
 
     with reading() as con:
         features, done_rows = con.execute(

@@ -45,8 +45,8 @@ TARGET_SPEEDUP = 1.8
 
 def service_search(session_id: int, folds: int, models: list[str] | None = None) -> dict:
     """One search through the service; wall time from planning until it is finalized."""
+    from genejobs.api import reading
     from genejobs.storage import model_queries
-    from genejobs.storage.db import reading
     from genejobs.worker import inbox
 
     started = time.perf_counter()

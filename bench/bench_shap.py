@@ -165,8 +165,8 @@ def genejobs_job(table: Path, manifest: Path, shard_rows: int, home: Path) -> di
 
 def check_and_query(job_id: str, rows: int, repeats: int) -> dict:
     """Check what was stored, then time the global and presence views in this process."""
+    from genejobs.api import reading
     from genejobs.storage import shap_queries
-    from genejobs.storage.db import reading
 
     with reading() as con:
         stored_rows, stored_values = con.execute(

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-from genejobs.api import add_dataset
+from genejobs.api import add_dataset, reading
 from genejobs.cli.output import format_option, frame
 from genejobs.storage import queries, synth
 from genejobs.storage.datasets import IMPUTERS
-from genejobs.storage.db import reading
 
 
 @click.group()

@@ -89,8 +89,8 @@ def evaluate(model_id, dataset, split_seed, hyper_seed, runs, plot, wait, fmt):
 
 
 def report(plan: dict, plot: str | None, fmt: str, many: bool) -> None:
+    from genejobs.api import reading
     from genejobs.storage import model_queries
-    from genejobs.storage.db import reading
 
     with reading() as con:
         tests = model_queries.tests(con, plan["job_id"])

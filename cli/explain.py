@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
+from genejobs.api import reading
 from genejobs.cli.output import format_option, frame, record
 from genejobs.config import settings
 from genejobs.contract import PlanShap
 from genejobs.errors import InputError, ServiceUnavailable
 from genejobs.storage import shap_queries
-from genejobs.storage.db import reading
 from genejobs.worker import inbox
 
 DEFAULT_SHARD_ROWS = 10_000
@@ -154,6 +154,7 @@ def run(
         exclude=exclude,
         source=source if not Path(source).exists() else str(Path(table)),
         class_names=None if class_names is None else [c.strip() for c in class_names.split(",")],
+        reading=reading,
     )
     grouping = _read_groups(groups, prepared.features) if groups is not None else None
     conn = inbox.require_redis()

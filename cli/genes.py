@@ -8,11 +8,11 @@ import math
 import click
 import pandas as pd
 
+from genejobs.api import reading
 from genejobs.cli.output import format_option, frame
 from genejobs.contract import FilterDataset
 from genejobs.storage import queries
 from genejobs.storage.datasets import check_name
-from genejobs.storage.db import reading
 from genejobs.worker import inbox
 
 

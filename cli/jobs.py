@@ -10,11 +10,11 @@ import sys
 
 import click
 
+from genejobs.api import reading
 from genejobs.cli.output import format_option, frame, record
 from genejobs.cli.runs import report, wait_for
 from genejobs.contract import CancelJob, DeleteJob, RetryJob
 from genejobs.storage import queries
-from genejobs.storage.db import reading
 from genejobs.worker import inbox
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
+from genejobs.api import reading
 from genejobs.cli.output import format_option, frame, record
 from genejobs.storage import model_queries
-from genejobs.storage.db import reading
 
 
 @click.group()

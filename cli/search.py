@@ -22,8 +22,8 @@ def _model_list(ctx, param, value):
 
 
 def print_leaderboard(job_id: str, fmt: str) -> None:
+    from genejobs.api import reading
     from genejobs.storage import model_queries
-    from genejobs.storage.db import reading
 
     with reading() as con:
         table = model_queries.leaderboard(con, job_id)

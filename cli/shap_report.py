@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from genejobs.api import reading
 from genejobs.cli.shap_plots import global_png, presence_png, waterfall_png
 from genejobs.storage import shap_queries
-from genejobs.storage.db import reading
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }

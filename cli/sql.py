@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from genejobs.api import reading
 from genejobs.cli.output import format_option, frame
 from genejobs.storage import queries, schema
-from genejobs.storage.db import reading
 
 
 class _SqlCommand(click.Command):

@@ -6,6 +6,7 @@ that `import genejobs` stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -15,7 +16,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import duckdb
     import pandas as pd
+
+
+@contextlib.contextmanager
+def reading(wait: float | None = None, sealed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the results file that takes turns with the writer."""
+    from genejobs.storage import db
+    from genejobs.worker.inbox import HANDSHAKE
+
+    with db.reading(wait, sealed, handshake=HANDSHAKE) as con:
+        yield con
 
 
 def add_dataset(
@@ -71,7 +85,6 @@ def add_dataset(
 def datasets() -> pd.DataFrame:
     """The registered datasets."""
     from genejobs.storage import queries
-    from genejobs.storage.db import reading
 
     with reading() as con:
         return queries.datasets(con)
@@ -92,7 +105,6 @@ class Job:
     def summary(self) -> dict:
         """What `genejobs jobs show` prints: counts, then the kind's own summary."""
         from genejobs.storage import queries
-        from genejobs.storage.db import reading
 
         with reading() as con:
             return queries.job(con, self.id)
@@ -230,7 +242,6 @@ def job(job_id: str) -> Job:
 def jobs() -> pd.DataFrame:
     """Every job of every kind with its unit counts (as `genejobs jobs list`)."""
     from genejobs.storage import queries
-    from genejobs.storage.db import reading
 
     with reading() as con:
         return queries.jobs(con)
@@ -251,7 +262,6 @@ def gene_counts(
     of finished runs counted in `frame.attrs["runs"]`.
     """
     from genejobs.storage import queries
-    from genejobs.storage.db import reading
 
     with reading() as con:
         where = queries.scope(con, job, dataset, model)
@@ -263,7 +273,6 @@ def gene_counts(
 def shap_global(job_id: str, *, by_model: bool = False, class_label=None) -> pd.DataFrame:
     """Mean |SHAP| per feature of a SHAP job (per model with `by_model`)."""
     from genejobs.storage import shap_queries
-    from genejobs.storage.db import reading
 
     with reading() as con:
         return shap_queries.global_importance(con, job_id, by_model, class_label)
@@ -272,7 +281,6 @@ def shap_global(job_id: str, *, by_model: bool = False, class_label=None) -> pd.
 def shap_local(job_id: str, row: str, *, class_label=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One prediction of a SHAP job: (its header, its contributions by |SHAP|)."""
     from genejobs.storage import shap_queries
-    from genejobs.storage.db import reading
 
     with reading() as con:
         return shap_queries.local(con, job_id, str(row), class_label)
@@ -281,7 +289,6 @@ def shap_local(job_id: str, row: str, *, class_label=None) -> tuple[pd.DataFrame
 def shap_presence(job_id: str, *, class_label=None) -> pd.DataFrame:
     """Per feature of a SHAP job: SHAP when the feature is present and when absent."""
     from genejobs.storage import shap_queries
-    from genejobs.storage.db import reading
 
     with reading() as con:
         return shap_queries.presence(con, job_id, class_label)
@@ -290,7 +297,6 @@ def shap_presence(job_id: str, *, class_label=None) -> pd.DataFrame:
 def sql(query: str) -> pd.DataFrame:
     """Read-only SQL over the results file (as `genejobs sql`: nothing else is reachable)."""
     from genejobs.storage import queries
-    from genejobs.storage.db import reading
 
     with reading(sealed=True) as con:
         return queries.run_sql(con, query)

@@ -8,6 +8,8 @@ row), with its key, partition, model id and the features in the job's order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,9 @@ from genejobs.tasks.tree_models import (
     load_spec,
     sniff_format,
 )
+
+# Opens the results file read-only (the API's `reading`).
+Reading = Callable[[], AbstractContextManager]
 
 KEY_SEPARATOR = "|"
 
@@ -97,7 +102,7 @@ def read_manifest(path: Path) -> list[ModelChoice]:
     return choices
 
 
-def _load(choice: ModelChoice) -> tuple[str, TreeModel, dict]:
+def _load(choice: ModelChoice, reading: Reading | None) -> tuple[str, TreeModel, dict]:
     """A model's format, the model, and where a task finds it if not in the job's copy.
 
     `genejobs:<model id>` names the model a search finalized and saved: its
@@ -108,8 +113,8 @@ def _load(choice: ModelChoice) -> tuple[str, TreeModel, dict]:
     if not choice.source.startswith(GENEJOBS_PREFIX):
         fmt = sniff_format(Path(choice.source))
         return fmt, describe_model(choice.source, fmt), {}
+    from genejobs.api import reading
     from genejobs.storage import model_queries, queries
-    from genejobs.storage.db import reading
 
     name = choice.source[len(GENEJOBS_PREFIX) :]
     with reading() as con:
@@ -133,8 +138,12 @@ def prepare_job(
     exclude: tuple[str, ...] = (),
     source: str = "the table",
     class_names: list[str] | None = None,
+    reading: Reading | None = None,
 ) -> PreparedShapJob:
-    """Validate the table against its models and build the job's input; raise InputError."""
+    """Validate the table against its models and build the job's input; raise InputError.
+
+    `reading` opens the results file, where `genejobs:` models are looked up.
+    """
     if frame.empty:
         raise InputError(f"{source} has no rows")
     if not choices:
@@ -147,7 +156,7 @@ def prepare_job(
         raise InputError("several models need --partition-col to say which rows each explains")
     loaded: list[tuple[ModelChoice, str, TreeModel, dict]] = []
     for choice in choices:
-        fmt, model, where = _load(choice)
+        fmt, model, where = _load(choice, reading)
         choose_engine(model, engine)
         loaded.append((choice, fmt, model, where))
     n_outputs = {m.n_outputs for _, _, m, _ in loaded}

@@ -119,7 +119,7 @@ def frame_of(result) -> pd.DataFrame:
 
 def sql(query: str) -> list[tuple]:
     """Query the results file read-only, waiting for the writer like any reader."""
-    from genejobs.storage.db import reading
+    from genejobs.api import reading
 
     with reading() as con:
         return con.execute(query).fetchall()
@@ -139,7 +139,7 @@ _VOLATILE = {"logs", "run", "redis", "views"}
 
 def snapshot() -> tuple[dict, list]:
     """Everything a command could have written: every table's row count, the data dir's files."""
-    from genejobs.storage.db import reading
+    from genejobs.api import reading
 
     with reading() as con:
         tables = [

@@ -262,7 +262,7 @@ def test_sql_reads_nothing_but_the_results(stack, tmp_path, statement):
 def test_sql_changes_no_setting(stack):
     refused("sql", "SELECT 1; SET threads = 1", expect="refusing")
     # Below the statement check, the connection itself refuses.
-    from genejobs.storage.db import reading
+    from genejobs.api import reading
 
     with (
         reading(sealed=True) as con,

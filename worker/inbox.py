@@ -9,6 +9,7 @@ the database lock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -180,3 +181,21 @@ def is_cancelled(job_id: str) -> bool:
         return bool(client().exists(CANCEL_PREFIX + job_id))
     except redis.RedisError:
         return False
+
+
+class RedisHandshake:
+    """Readers and the writer taking turns with the results file, over Redis
+    (`storage.db.Handshake`). Without Redis there is no writer to wait for."""
+
+    def reader_waits(self) -> None:
+        with contextlib.suppress(redis.RedisError):
+            client().set(READER_WANTS, "1", px=1000)
+
+    def writer_waits(self) -> bool:
+        try:
+            return bool(client().exists(WRITER_WANTS))
+        except redis.RedisError:
+            return False
+
+
+HANDSHAKE = RedisHandshake()

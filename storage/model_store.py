@@ -32,10 +32,10 @@ from genejobs.contract import (
 )
 from genejobs.errors import InputError, NotFoundError
 from genejobs.storage import queries
+from genejobs.storage.artifacts import MODELS_DIR, sha256_of
 from genejobs.storage.db import first
+from genejobs.storage.leaderboard import leaderboard
 from genejobs.storage.store import check_job_size
-from genejobs.tasks.artifacts import MODELS_DIR, sha256_of
-from genejobs.tasks.leaderboard import leaderboard
 
 RESULT_OPS = {FOLD_SCORED, MODEL_FINALIZED, MODEL_FINALIZE_FAILED, TEST_DONE, TEST_FAILED}
 SEED_LIMIT = 2**32 - 1

@@ -19,8 +19,6 @@ from typing import Any
 
 from genejobs.errors import GenejobsError
 
-MODELS_DIR = "models"
-
 
 def quiet_pycaret() -> None:
     """Send the log PyCaret opens at import time nowhere, before it is imported.
@@ -43,10 +41,6 @@ def write_artifact(obj: Any, directory: Path, stem: str) -> tuple[Path, str]:
     final = directory / f"{stem}.{uuid.uuid4().hex[:8]}.joblib"
     os.replace(temp, final)
     return final, hashlib.sha256(payload).hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_artifact(path: Path, sha256: str) -> Any:

@@ -16,11 +16,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from genejobs.contract import Task, TestDone, TestFailed
+from genejobs.channel import Channel
+from genejobs.contract import TestDone, TestFailed
 from genejobs.storage.datasets import ExpressionMatrix
 from genejobs.tasks.importance import _matrix
-from genejobs.worker import inbox
-from genejobs.worker.app import unit_task, worker_name
 
 # Estimators are rebuilt from a class path stored in the results file; only
 # these libraries' classes are ever imported that way.
@@ -116,6 +115,7 @@ def evaluate_holdout(
 
 
 def execute(
+    channel: Channel,
     job_id: str,
     test_id: str,
     dataset_path: str,
@@ -126,35 +126,16 @@ def execute(
     test_size: float,
 ) -> str:
     """Run one evaluation and hand the outcome (done or failed) to the writer."""
-    worker = worker_name()
+    worker = channel.worker
     try:
         result = evaluate_holdout(
             _matrix(dataset_path), estimator, params, split_seed, hyper_seed, test_size
         )
     except Exception as exc:
-        inbox.push(
-            TestFailed(
-                job_id=job_id,
-                test_id=test_id,
-                error=f"{exc.__class__.__name__}: {exc}",
-                worker=worker,
-            )
+        failure = TestFailed(
+            job_id=job_id, test_id=test_id, error=f"{exc.__class__.__name__}: {exc}", worker=worker
         )
+        channel.push([failure])
         raise
-    inbox.push(
-        TestDone(job_id=job_id, test_id=test_id, worker=worker,
-         result=asdict(result))
-    )  # fmt: skip
+    channel.push([TestDone(job_id=job_id, test_id=test_id, worker=worker, result=asdict(result))])
     return f"{test_id}: accuracy={result.accuracy:.4f}"
-
-
-@unit_task(
-    Task.HOLDOUT_TEST,
-    lambda kw, error: TestFailed(kw["job_id"], kw["test_id"], error, worker_name()),
-)
-def holdout_test(
-    job_id, test_id, dataset_path, estimator, params, split_seed, hyper_seed, test_size
-):
-    return execute(
-        job_id, test_id, dataset_path, estimator, params, split_seed, hyper_seed, test_size
-    )

@@ -17,13 +17,12 @@ import numpy as np
 
 from genejobs import contract
 from genejobs.catalog import model_kind
+from genejobs.channel import Channel
 from genejobs.config import settings
-from genejobs.contract import RunDone, RunFailed, Task, Unit, pack_runs, run_unit
+from genejobs.contract import RunDone, RunFailed, Unit, pack_runs, run_unit
 from genejobs.errors import ResultUndelivered
 from genejobs.storage.datasets import ExpressionMatrix, load_matrix
 from genejobs.tasks.models import make_estimator
-from genejobs.worker import inbox
-from genejobs.worker.app import unit_task, worker_name
 
 
 @dataclass(frozen=True)
@@ -231,8 +230,14 @@ def packed_selection(selection: Selection) -> dict:
 
 
 def run_message(
-    job_id: str, dataset_id: str, model: str, result: RunResult, other_half: Selection | None = None
+    job_id: str,
+    dataset_id: str,
+    model: str,
+    result: RunResult,
+    other_half: Selection | None = None,
+    worker: str = "",
 ) -> RunDone:
+    """A finished run as the writer takes it (`worker`: the process that fitted it)."""
     return RunDone(
         job_id=job_id,
         dataset_id=dataset_id,
@@ -246,13 +251,14 @@ def run_message(
         f1=result.f1,
         fit_seconds=result.fit_seconds,
         n_selected=result.n_selected,
-        worker=worker_name(),
+        worker=worker,
         importances=packed_selection(result.selection),
         importances_b=None if other_half is None else packed_selection(other_half),
     )
 
 
 def execute(
+    channel: Channel,
     job_id: str,
     dataset_id: str,
     dataset_path: str,
@@ -266,9 +272,12 @@ def execute(
     `scheme`: "split" (one fit on a stratified split of 1 - test_size) or
     "pairs" (both halves of a stratified half split; see `fit_pair`).
     """
-    if inbox.is_cancelled(job_id):
+    if channel.cancelled(job_id):
         return "cancelled"
-    error = run_seed(job_id, dataset_id, dataset_path, model, seed, test_size, scheme)
+    message, error = seed_outcome(
+        channel.worker, job_id, dataset_id, dataset_path, model, seed, test_size, scheme
+    )
+    channel.push([message])
     if error is not None:
         raise RunError(error)
     return "done"
@@ -278,15 +287,8 @@ class RunError(Exception):
     """A seeded fit failed (its failure is already reported to the writer)."""
 
 
-def run_seed(job_id, dataset_id, dataset_path, model, seed, test_size, scheme) -> str | None:
-    """Fit one seed and push its result; return the error text if the fit failed."""
-    message, error = seed_outcome(job_id, dataset_id, dataset_path, model, seed, test_size, scheme)
-    inbox.push(message)
-    return error
-
-
 def seed_outcome(
-    job_id, dataset_id, dataset_path, model, seed, test_size, scheme
+    worker, job_id, dataset_id, dataset_path, model, seed, test_size, scheme
 ) -> tuple[RunDone | RunFailed, str | None]:
     """Fit one seed: the message for the writer, and the error text if the fit failed."""
     other_half = None
@@ -297,8 +299,8 @@ def seed_outcome(
             result = fit_run(_matrix(dataset_path), model, seed, test_size)
     except Exception as exc:
         error = f"{exc.__class__.__name__}: {exc}"
-        return RunFailed(job_id, dataset_id, model, seed, error, worker_name()), error
-    return run_message(job_id, dataset_id, model, result, other_half), None
+        return RunFailed(job_id, dataset_id, model, seed, error, worker), error
+    return run_message(job_id, dataset_id, model, result, other_half, worker), None
 
 
 # A task of several runs that has run this many times its planned seconds
@@ -315,7 +317,8 @@ PUSH_AFTER = 0.02
 class Outbox:
     """Results of a task of several runs, on their way to the writer in batches."""
 
-    def __init__(self):
+    def __init__(self, channel: Channel):
+        self.channel = channel
         self.messages: list[RunDone | RunFailed] = []
         self.oldest = 0.0  # when the first waiting result's fit started
         self.last_fit = 0.0  # seconds the last fit (with its scoring) took
@@ -336,11 +339,12 @@ class Outbox:
 
     def flush(self) -> None:
         if self.messages:
-            inbox.push_many(self.messages)
+            self.channel.push(self.messages)
             self.messages = []
 
 
 def execute_many(
+    channel: Channel,
     job_id: str,
     dataset_id: str,
     dataset_path: str,
@@ -358,10 +362,10 @@ def execute_many(
     """
     started = checked = time.monotonic()
     hand_back_after = HAND_BACK_FACTOR * settings().pack_seconds
-    if inbox.is_cancelled(job_id):
+    if channel.cancelled(job_id):
         return "cancelled"
     failed: list[str] = []
-    outbox = Outbox()
+    outbox = Outbox(channel)
     try:
         for done, seed in enumerate(seeds):
             now = time.monotonic()
@@ -369,17 +373,17 @@ def execute_many(
             if done and now - started > hand_back_after and len(left) > 1:
                 outbox.flush()
                 half = (len(left) + 1) // 2
-                hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, left[:half])
-                hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, left[half:])
+                args = (job_id, dataset_id, dataset_path, model, test_size, scheme)
+                channel.enqueue([run_task(*args, left[:half]), run_task(*args, left[half:])])
                 return f"{done} runs done, {len(left)} handed back"
             if now - checked > 0.25:
                 checked = now
-                if inbox.is_cancelled(job_id):
+                if channel.cancelled(job_id):
                     outbox.flush()
                     return "cancelled"
             outbox.before_next()
             message, error = seed_outcome(
-                job_id, dataset_id, dataset_path, model, seed, test_size, scheme
+                channel.worker, job_id, dataset_id, dataset_path, model, seed, test_size, scheme
             )
             outbox.add(message, now)
             if error is not None:
@@ -396,13 +400,6 @@ def execute_many(
     return f"{len(seeds)} runs done"
 
 
-def hand_back(job_id, dataset_id, dataset_path, model, test_size, scheme, seeds) -> None:
-    """Send runs of a job to the queue again, as one task (a fresh task id)."""
-    from genejobs.worker.app import enqueue
-
-    enqueue([run_task(job_id, dataset_id, dataset_path, model, test_size, scheme, seeds)])
-
-
 def run_task(job_id, dataset_id, dataset_path, model, test_size, scheme, seeds) -> Unit:
     """The task for some runs of a job, sent anew (a fresh resend tag)."""
     units = [
@@ -411,32 +408,39 @@ def run_task(job_id, dataset_id, dataset_path, model, test_size, scheme, seeds) 
     return pack_runs(units, uuid.uuid4().hex[:6])
 
 
-def split_runs(kwargs: dict) -> bool:
+def split_runs(channel: Channel, kwargs: dict) -> bool:
     """A task of several runs delivered again (its process died): send each run alone, so
     a run that kills its process fails alone. True when it was split."""
     seeds = kwargs.get("seeds") or []
     if len(seeds) < 2:
         return False
-    from genejobs.worker.app import enqueue
-
     args = [kwargs[k] for k in ("job_id", "dataset_id", "dataset_path", "model", "test_size")]
     scheme = kwargs.get("scheme", "split")
-    enqueue([run_task(*args, scheme, [seed]) for seed in seeds])
+    channel.enqueue([run_task(*args, scheme, [seed]) for seed in seeds])
     return True
 
 
-def _give_up(kwargs: dict, error: str) -> list[RunFailed]:
+def give_up(worker: str, kwargs: dict, error: str) -> list[RunFailed]:
+    """The failures to record for a task of runs that was not run again."""
     seeds = kwargs.get("seeds") or [kwargs["seed"]]
     return [
-        RunFailed(kwargs["job_id"], kwargs["dataset_id"], kwargs["model"], s, error, worker_name())
+        RunFailed(kwargs["job_id"], kwargs["dataset_id"], kwargs["model"], s, error, worker)
         for s in seeds
     ]
 
 
-@unit_task(Task.IMPORTANCE_RUN, _give_up, split=split_runs)
 def importance_run(
-    job_id, dataset_id, dataset_path, model, test_size, seed=None, seeds=None, scheme="split"
-):
+    channel: Channel,
+    job_id,
+    dataset_id,
+    dataset_path,
+    model,
+    test_size,
+    seed=None,
+    seeds=None,
+    scheme="split",
+) -> str:
+    """A task of one seeded run, or of several of one job (`seeds`)."""
     if seeds is None:
-        return execute(job_id, dataset_id, dataset_path, model, seed, test_size, scheme)
-    return execute_many(job_id, dataset_id, dataset_path, model, seeds, test_size, scheme)
+        return execute(channel, job_id, dataset_id, dataset_path, model, seed, test_size, scheme)
+    return execute_many(channel, job_id, dataset_id, dataset_path, model, seeds, test_size, scheme)

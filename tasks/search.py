@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from genejobs.candidates import METRICS
+from genejobs.channel import Channel
 from genejobs.config import settings
-from genejobs.contract import FoldScored, ModelFinalized, ModelFinalizeFailed, Task
+from genejobs.contract import FoldScored, ModelFinalized, ModelFinalizeFailed
 from genejobs.storage.datasets import load_frame
 from genejobs.tasks.artifacts import quiet_pycaret, write_artifact
-from genejobs.worker import inbox
-from genejobs.worker.app import unit_task, worker_name
 
 
 @dataclass(frozen=True)
@@ -219,63 +218,52 @@ def finalize_model(exp, model: str) -> FinalModel:
     )
 
 
-def _failed_fold(unit: dict, error: str) -> FoldScored:
+def failed_fold(worker: str, unit: dict, error: str) -> FoldScored:
     """A fold that could not be scored: 0 on every metric, as PyCaret's error_score."""
     score = FoldScore(
         unit["model"], unit["fold"], True, error, {m.column: 0.0 for m in METRICS}, 0.0, 0.0, "",
         "{}",
     )  # fmt: skip
-    return FoldScored(job_id=unit["job_id"], worker=worker_name(), **asdict(score))
+    return FoldScored(job_id=unit["job_id"], worker=worker, **asdict(score))
 
 
-def execute_fold(job_id: str, dataset_path: str, setup: dict, model: str, fold: int) -> str:
+def search_fold(
+    channel: Channel, job_id: str, dataset_path: str, setup: dict, model: str, fold: int
+) -> str:
     """Score one fold and hand the outcome, scored or failed, to the writer."""
-    if inbox.is_cancelled(job_id):
+    if channel.cancelled(job_id):
         return "cancelled"
     try:
         score = score_fold(cached_experiment(dataset_path, SearchSetup(**setup)), model, fold)
     except Exception as exc:
-        inbox.push(_failed_fold({"job_id": job_id, "model": model, "fold": fold}, _failure(exc)))
+        unit = {"job_id": job_id, "model": model, "fold": fold}
+        channel.push([failed_fold(channel.worker, unit, _failure(exc))])
         raise
-    inbox.push(FoldScored(job_id=job_id, worker=worker_name(), **asdict(score)))
+    channel.push([FoldScored(job_id=job_id, worker=channel.worker, **asdict(score))])
     return f"{model} fold {fold}: " + (score.error or f"accuracy={score.scores['accuracy']:.4f}")
 
 
-def execute_finalize(job_id: str, dataset_path: str, setup: dict, model_id: str, model: str):
+def search_finalize(
+    channel: Channel, job_id: str, dataset_path: str, setup: dict, model_id: str, model: str
+) -> str:
     """Finalize the best model, write it to the spool, and tell the writer where it is."""
     try:
         final = finalize_model(cached_experiment(dataset_path, SearchSetup(**setup)), model)
         path, sha256 = write_artifact(final.pipeline, settings().spool_dir, model_id)
     except Exception as exc:
-        inbox.push(
-            ModelFinalizeFailed(
+        error = f"{exc.__class__.__name__}: {exc}"
+        channel.push([ModelFinalizeFailed(job_id=job_id, model_id=model_id, error=error)])
+        raise
+    channel.push(
+        [
+            ModelFinalized(
                 job_id=job_id,
                 model_id=model_id,
-                error=f"{exc.__class__.__name__}: {exc}",
+                spool_path=str(path.relative_to(settings().home)),
+                sha256=sha256,
+                pred_accuracy=final.pred_accuracy,
+                fit_seconds=final.fit_seconds,
             )
-        )
-        raise
-    inbox.push(
-        ModelFinalized(
-            job_id=job_id,
-            model_id=model_id,
-            spool_path=str(path.relative_to(settings().home)),
-            sha256=sha256,
-            pred_accuracy=final.pred_accuracy,
-            fit_seconds=final.fit_seconds,
-        )
+        ]
     )
     return f"{model_id}: holdout accuracy {final.pred_accuracy:.4f}"
-
-
-@unit_task(Task.SEARCH_FOLD, lambda kw, error: _failed_fold(kw, error))
-def search_fold(job_id, dataset_path, setup, model, fold):
-    return execute_fold(job_id, dataset_path, setup, model, fold)
-
-
-@unit_task(
-    Task.SEARCH_FINALIZE,
-    lambda kw, error: ModelFinalizeFailed(kw["job_id"], kw["model_id"], error),
-)
-def search_finalize(job_id, dataset_path, setup, model_id, model):
-    return execute_finalize(job_id, dataset_path, setup, model_id, model)

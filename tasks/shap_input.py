@@ -113,9 +113,10 @@ def _load(choice: ModelChoice, reading: Reading | None) -> tuple[str, TreeModel,
     if not choice.source.startswith(GENEJOBS_PREFIX):
         fmt = sniff_format(Path(choice.source))
         return fmt, describe_model(choice.source, fmt), {}
-    from genejobs.api import reading
     from genejobs.storage import model_queries, queries
 
+    if reading is None:
+        raise InputError(f"{choice.source} names a genejobs model: open the results to read it")
     name = choice.source[len(GENEJOBS_PREFIX) :]
     with reading() as con:
         if ":" in name:

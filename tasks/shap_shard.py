@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from genejobs.channel import Channel
 from genejobs.config import settings
-from genejobs.contract import ShardDone, ShardFailed, Task
+from genejobs.contract import ShardDone, ShardFailed
 from genejobs.tasks.tree_models import TreeModel, choose_engine, explain, load_spec
-from genejobs.worker import inbox
-from genejobs.worker.app import unit_task, worker_name
 
 ADDITIVITY_TOLERANCE = 1e-3
 BINARY_CLASS = 1  # a binary classifier is explained for its positive class
@@ -208,7 +207,8 @@ def spool_paths(job_id: str, shard: int) -> tuple[Path, Path]:
     return directory / f"{shard:06d}.rows.parquet", directory / f"{shard:06d}.values.parquet"
 
 
-def execute(
+def shap_shard(
+    channel: Channel,
     job_id: str,
     shard: int,
     input_path: str,
@@ -220,7 +220,7 @@ def execute(
 ) -> str:
     """Explain one shard, spool its Parquet files, and tell the writer where they are."""
     started = time.perf_counter()
-    worker = worker_name()
+    worker = channel.worker
     try:
         rows = _input(input_path).slice(first_row, first_row + n_rows)
         loaded = {}
@@ -238,35 +238,23 @@ def execute(
         _write_atomically(result.rows, home / rows_path)
         _write_atomically(result.values, home / values_path)
     except Exception as exc:
-        inbox.push(
-            ShardFailed(
+        error = f"{exc.__class__.__name__}: {exc}"
+        channel.push([ShardFailed(job_id=job_id, shard=shard, error=error, worker=worker)])
+        raise
+    channel.push(
+        [
+            ShardDone(
                 job_id=job_id,
                 shard=shard,
-                error=f"{exc.__class__.__name__}: {exc}",
+                rows_path=str(rows_path),
+                values_path=str(values_path),
+                n_rows=n_rows,
+                engine=",".join(result.engines),
+                additivity_failures=result.additivity_failures,
+                max_additivity_error=result.max_additivity_error,
+                seconds=time.perf_counter() - started,
                 worker=worker,
             )
-        )
-        raise
-    inbox.push(
-        ShardDone(
-            job_id=job_id,
-            shard=shard,
-            rows_path=str(rows_path),
-            values_path=str(values_path),
-            n_rows=n_rows,
-            engine=",".join(result.engines),
-            additivity_failures=result.additivity_failures,
-            max_additivity_error=result.max_additivity_error,
-            seconds=time.perf_counter() - started,
-            worker=worker,
-        )
+        ]
     )
     return f"rows={n_rows} additivity_failures={result.additivity_failures}"
-
-
-@unit_task(
-    Task.SHAP_SHARD,
-    lambda kw, error: ShardFailed(kw["job_id"], kw["shard"], error, worker_name()),
-)
-def shap_shard(job_id, shard, input_path, first_row, n_rows, models, zero_is_present, engine):
-    return execute(job_id, shard, input_path, first_row, n_rows, models, zero_is_present, engine)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from genejobs.config import THREAD_CAPS, settings
 
@@ -19,10 +19,8 @@ for _name, _value in THREAD_CAPS.items():
 
 import redis  # noqa: E402
 from celery import Celery, signals  # noqa: E402
-from celery.exceptions import Reject  # noqa: E402
 
-from genejobs.contract import Message, Unit  # noqa: E402
-from genejobs.errors import ResultUndelivered  # noqa: E402
+from genejobs.contract import Unit  # noqa: E402
 from genejobs.worker import inbox, lease  # noqa: E402
 from genejobs.worker.inbox import COMPUTE_QUEUE  # noqa: E402
 
@@ -33,12 +31,7 @@ def make_app() -> Celery:
         "genejobs",
         broker=config.redis_url,
         backend=config.redis_url,
-        include=[
-            "genejobs.tasks.importance",
-            "genejobs.tasks.search",
-            "genejobs.tasks.evaluate",
-            "genejobs.tasks.shap_shard",
-        ],
+        include=["genejobs.worker.tasks"],
     )
     celery_app.conf.update(
         task_serializer="json",
@@ -86,54 +79,6 @@ def _preload(**_) -> None:
     from genejobs.tasks.tree_models import warm_up
 
     warm_up()
-
-
-# A unit whose worker process died this many times while running it (a fit
-# that runs out of memory, a library that crashes) is recorded failed.
-MAX_DELIVERIES = 5
-
-
-def unit_task(
-    name: str,
-    give_up: Callable[[dict, str], Message | list[Message]],
-    split: Callable[[dict], bool] | None = None,
-):
-    """Register a compute task around `function(**kwargs)`.
-
-    Celery acknowledges a task that raised (acks_late acks failures too); a
-    task whose result never reached the writer must not be acknowledged as
-    done, so it is rejected with requeue instead, and if Redis cannot even
-    take the rejection, its lease lapses and the restore sweep brings it back.
-    A task delivered more than MAX_DELIVERIES times (each time its process
-    died) is not run again: `give_up(kwargs, error)` is the failure reported.
-    A task delivered again that carries several units is handed to
-    `split(kwargs)`, which sends each unit alone (True when it did), so that a
-    unit whose process dies fails alone.
-    """
-
-    def register(function):
-        def body(self, **kwargs):
-            try:
-                delivered = deliveries(self.request.id)
-                if delivered > MAX_DELIVERIES:
-                    error = (
-                        f"WorkerLost: the worker process running this unit died "
-                        f"{MAX_DELIVERIES} times (out of memory, or a crash in a library)"
-                    )
-                    reports = give_up(kwargs, error)
-                    for report in reports if isinstance(reports, list) else [reports]:
-                        inbox.push(report)
-                    return error
-                if delivered > 1 and split is not None and split(kwargs):
-                    return "delivered again: its units were sent one by one"
-                return function(**kwargs)
-            except ResultUndelivered as exc:
-                raise Reject(str(exc), requeue=True) from None
-
-        body.__name__, body.__doc__ = function.__name__, function.__doc__
-        return app.task(name=str(name), ignore_result=True, bind=True, typing=False)(body)
-
-    return register
 
 
 _names: dict[int, str] = {}

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from genejobs.contract import Message, Unit
+from genejobs.contract import Message
+from genejobs.units import Unit
 
 
 class Channel(Protocol):

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from genejobs.contract import JobKind, UnitStatus
 from genejobs.errors import InputError, NotFoundError
 from genejobs.storage.db import first
+from genejobs.units import JobKind, UnitStatus
 
 PENDING, FAILED, CANCELLED = (
     UnitStatus.PENDING.value,
@@ -33,7 +33,7 @@ class UnitTable:
     """Where a job kind keeps its units, and the columns that name one."""
 
     table: str
-    key: str  # SQL of the unit id, as genejobs.contract.Unit.unit_id spells it
+    key: str  # SQL of the unit id, as genejobs.units.Unit.unit_id spells it
     jobs: str  # the table with the job's `cancelled` flag
 
 

@@ -16,7 +16,7 @@ import duckdb
 
 from genejobs.candidates import CANDIDATES
 from genejobs.config import settings
-from genejobs.contract import JobKind, Task, Unit, UnitStatus, run_unit
+from genejobs.units import JobKind, Task, Unit, UnitStatus, run_unit
 
 PENDING = UnitStatus.PENDING.value
 

@@ -19,10 +19,11 @@ from genejobs import contract
 from genejobs.catalog import model_kind
 from genejobs.channel import Channel
 from genejobs.config import settings
-from genejobs.contract import RunDone, RunFailed, Unit, pack_runs, run_unit
+from genejobs.contract import RunDone, RunFailed
 from genejobs.errors import ResultUndelivered
 from genejobs.storage.datasets import ExpressionMatrix, load_matrix
 from genejobs.tasks.models import make_estimator
+from genejobs.units import Unit, pack_runs, run_unit
 
 
 @dataclass(frozen=True)

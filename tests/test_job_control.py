@@ -146,7 +146,7 @@ def test_a_deleted_jobs_seeds_may_be_used_again(tissue):
 
 
 def test_a_cancel_forgets_the_units_not_sent_yet():
-    from genejobs.contract import run_unit
+    from genejobs.units import run_unit
     from genejobs.worker.dispatch import Dispatcher
 
     dispatcher = Dispatcher(None, 5.0)

@@ -238,9 +238,9 @@ def test_a_fresh_plans_units_are_the_units_read_back(tmp_path):
     rather than reading them back: they must be the units `units.pending` reads."""
     import duckdb
 
-    from genejobs.contract import JobKind
     from genejobs.storage import units
     from genejobs.storage.store import ResultStore, create_schema
+    from genejobs.units import JobKind
 
     con = duckdb.connect(str(tmp_path / "results.duckdb"))
     create_schema(con)

@@ -153,7 +153,7 @@ def test_stored_values_match_shap_tree_explainer(l2g):
 
 
 def test_a_redelivered_shard_never_duplicates_rows(l2g):
-    from genejobs.contract import Task, Unit
+    from genejobs.units import Task, Unit
     from genejobs.worker.app import enqueue
 
     job_id = l2g["job"]

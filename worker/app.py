@@ -20,7 +20,7 @@ for _name, _value in THREAD_CAPS.items():
 import redis  # noqa: E402
 from celery import Celery, signals  # noqa: E402
 
-from genejobs.contract import Unit  # noqa: E402
+from genejobs.units import Unit  # noqa: E402
 from genejobs.worker import inbox, lease  # noqa: E402
 from genejobs.worker.inbox import COMPUTE_QUEUE  # noqa: E402
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 
 import redis
 
-from genejobs.contract import Task, Unit, pack_runs, unit_of
+from genejobs.units import Task, Unit, pack_runs, unit_of
 from genejobs.worker import lease
 from genejobs.worker.inbox import COMPUTE_QUEUE, INBOX
 

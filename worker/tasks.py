@@ -18,16 +18,10 @@ from collections.abc import Callable, Sequence
 
 from celery.exceptions import Reject
 
-from genejobs.contract import (
-    Message,
-    ModelFinalizeFailed,
-    ShardFailed,
-    Task,
-    TestFailed,
-    Unit,
-)
+from genejobs.contract import Message, ModelFinalizeFailed, ShardFailed, TestFailed
 from genejobs.errors import ResultUndelivered
 from genejobs.tasks import evaluate, importance, search, shap_shard
+from genejobs.units import Task, Unit
 from genejobs.worker import inbox
 from genejobs.worker.app import app, deliveries, enqueue, worker_name
 

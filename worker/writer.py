@@ -32,7 +32,7 @@ import redis
 
 from genejobs import contract
 from genejobs.config import settings
-from genejobs.contract import RESULT_OPS, JobKind
+from genejobs.contract import RESULT_OPS
 from genejobs.errors import GenejobsError, StoreBusy
 from genejobs.storage import job_control, model_store, rounds, shap_store, units
 from genejobs.storage.db import connect
@@ -41,6 +41,7 @@ from genejobs.storage.schema import RunStatus
 from genejobs.storage.shap_store import ShapStore
 from genejobs.storage.store import ResultStore, create_schema
 from genejobs.storage.views import ViewPublisher
+from genejobs.units import JobKind
 from genejobs.worker import inbox
 from genejobs.worker.dispatch import Dispatcher, sweep_interval
 from genejobs.worker.writer_lock import WriterLock, new_identity

@@ -353,6 +353,13 @@ def _arrays(values: dict, tail: memoryview) -> dict:
     return values
 
 
+def typed(message: dict[str, Any]) -> Message:
+    """A decoded request or result as its frozen message (fields beyond it, such as the
+    reply list, left out)."""
+    cls = {**REQUESTS, **RESULTS}[message["op"]]
+    return cls(**{f.name: message[f.name] for f in fields(cls) if f.name in message})
+
+
 def decode(raw: bytes | str) -> dict[str, Any]:
     """A message from the inbox as a dict, checked against its definition.
 

@@ -110,6 +110,18 @@ def _yield_to_writer(handshake: Handshake, wait: float) -> None:
         time.sleep(0.005)
 
 
+def insert_frame(
+    con: duckdb.DuckDBPyConnection, name: str, frame, statement: str, params: list
+) -> None:
+    """Run `statement`, which reads the frame (pandas or Arrow) registered as `name`: a bulk
+    insert in one statement, never row by row."""
+    con.register(name, frame)
+    try:
+        con.execute(statement, params)
+    finally:
+        con.unregister(name)
+
+
 def first(rows: list[tuple]) -> tuple | None:
     """The first row of a fetched result, or None.
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from genejobs.contract import CancelJob, DeleteJob, RetryJob
 from genejobs.errors import InputError, NotFoundError
 from genejobs.storage.db import first
 from genejobs.units import JobKind, UnitStatus
@@ -75,11 +76,12 @@ def open_units(con: duckdb.DuckDBPyConnection, job_id: str, kind: JobKind) -> in
     return int(count)
 
 
-def cancel(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:
+def cancel(con: duckdb.DuckDBPyConnection, request: CancelJob) -> dict:
     """Mark a job cancelled and its pending units with it; finished units stay recorded.
 
     A job with no unit left to run stays as it is (`finished` in the reply).
     """
+    job_id = request.job_id
     kind, already = kind_of(con, job_id)
     units = UNITS[kind]
     if not already and not open_units(con, job_id, kind):
@@ -101,14 +103,13 @@ def cancel(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:
     return {"job_id": job_id, "kind": kind.value, "cancelled": len(cancelled), "finished": False}
 
 
-def retry(
-    con: duckdb.DuckDBPyConnection, job_id: str, pending: bool = False, cancelled: bool = False
-) -> dict:
+def retry(con: duckdb.DuckDBPyConnection, request: RetryJob) -> dict:
     """Put a job's failed units (and stranded pending or cancelled ones, if asked) back to pending.
 
     Returns the ids of the units to send: the ones moved, plus with `pending`
     those that were pending already (their tasks may be lost).
     """
+    job_id, pending, cancelled = request.job_id, request.include_pending, request.include_cancelled
     kind, job_cancelled = kind_of(con, job_id)
     if job_cancelled and not cancelled:
         raise InputError(
@@ -176,7 +177,7 @@ JOB_FILES = {
 }
 
 
-def delete(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:
+def delete(con: duckdb.DuckDBPyConnection, request: DeleteJob) -> dict:
     """Remove a job and every row it recorded; refuse a job that still runs.
 
     A job still runs while a unit is left to run and it is not cancelled
@@ -185,6 +186,7 @@ def delete(con: duckdb.DuckDBPyConnection, job_id: str) -> dict:
     of a deleted importance job may be drawn again. Returns the rows removed
     per table and the files (relative to the data dir) to remove after the commit.
     """
+    job_id = request.job_id
     kind, cancelled = kind_of(con, job_id)
     left = open_units(con, job_id, kind)
     if left and not cancelled:

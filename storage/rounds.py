@@ -24,6 +24,7 @@ import json
 from genejobs.storage import queries, selection, stability
 from genejobs.storage.db import first
 from genejobs.storage.schema import RunStatus
+from genejobs.storage.seeds import draw_seeds
 
 DEFAULTS = {"pi": 0.6, "top": 20, "tolerance": 0.05, "min_runs": 100, "max_runs": 2000}
 
@@ -86,7 +87,7 @@ def advance(store, job_ids: set[str]) -> dict[str, list[int]]:
         else:
             size = min(state["round_size"], state["max_runs"] - planned)
             found = queries.dataset(con, params["dataset"])
-            seeds = store.draw_seeds(found, model, size, params["seed_max"])
+            seeds = draw_seeds(con, found, model, size, params["seed_max"])
             store.add_runs(job_id, dataset_id, model, seeds, params["test_size"])
             state["rounds"] += 1
             state["reason"] = f"round {state['rounds']} added: {decision.reason}"

@@ -11,6 +11,7 @@ redelivered shard never duplicates rows. Spool files are removed by
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from genejobs.config import settings
-from genejobs.contract import SHARD_DONE, SHARD_FAILED
+from genejobs.contract import SHARD_DONE, SHARD_FAILED, PlanShap
 from genejobs.errors import InputError
 from genejobs.storage.db import first
 from genejobs.storage.schema import RunStatus
@@ -38,8 +39,9 @@ class ShapStore:
         self.ingest_values = ingest_values
         self.discard: list[Path] = []
 
-    def plan(self, m: dict) -> dict:
+    def plan(self, request: PlanShap) -> dict:
         """Create a SHAP job and its pending shards; answer with what the tasks need."""
+        m = dataclasses.asdict(request)
         existing = first(
             self.con.execute(
                 "SELECT job_id FROM shap_jobs WHERE job_id = ?", [m["job_id"]]

@@ -295,7 +295,7 @@ def test_a_writer_named_out_of_the_results_file_commits_nothing(faulty):
 
 
 def test_a_unit_whose_worker_dies_every_time_ends_failed(faulty):
-    from genejobs.worker.app import MAX_DELIVERIES
+    from genejobs.worker.tasks import MAX_DELIVERIES
 
     output = run("importance", "tissue", "--model", "ada", "--seeds", "4242", "--no-wait").output
     job_id = output.strip().splitlines()[-1]

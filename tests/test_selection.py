@@ -199,7 +199,7 @@ def test_a_batch_of_pairs_results_records_both_halves_once(tmp_path):
     """The writer's batch path (several messages in one UPDATE) with pairs results, repeated."""
     import duckdb
 
-    from genejobs.storage.store import ResultStore, create_schema
+    from genejobs.storage.store import Store, create_schema
     from genejobs.tasks.importance import Selection, packed_selection
 
     con = duckdb.connect(str(tmp_path / "results.duckdb"))
@@ -224,7 +224,7 @@ def test_a_batch_of_pairs_results_records_both_halves_once(tmp_path):
         }
         for seed in (1, 2, 3)
     ]  # fmt: skip
-    store = ResultStore(con)
+    store = Store(con).importance
     assert store.record_done(messages) == {"imp-p"}
     assert store.record_done(messages) == set()  # a redelivered batch changes nothing
     rows = con.execute(
@@ -238,8 +238,9 @@ def test_a_fresh_plans_units_are_the_units_read_back(tmp_path):
     rather than reading them back: they must be the units `units.pending` reads."""
     import duckdb
 
+    from genejobs.contract import PlanImportance
     from genejobs.storage import units
-    from genejobs.storage.store import ResultStore, create_schema
+    from genejobs.storage.store import Store, create_schema
     from genejobs.units import JobKind
 
     con = duckdb.connect(str(tmp_path / "results.duckdb"))
@@ -249,14 +250,15 @@ def test_a_fresh_plans_units_are_the_units_read_back(tmp_path):
         "class_counts, genes) VALUES ('d', 'tissue', 'datasets/d.parquet', 'y', 40, 3, "
         "['a', 'b'], [20, 20], ['g1', 'g2', 'g3'])"
     )
-    store = ResultStore(con)
+    store = Store(con).importance
     for job_id, model, runs, scheme in (
         ("imp-1", "dummy", 1, "split"),
         ("imp-2", "lr", 30, "split"),
         ("imp-3", "dt", 12, "pairs"),
         ("imp-4", "ada", 5, "split"),
     ):
-        plan = store.plan_importance(job_id, "tissue", model, runs, 0.25, 10**9, None, scheme)
+        request = PlanImportance(job_id, "tissue", model, runs, 0.25, 10**9, None, scheme)
+        plan = store.plan_importance(request)
         assert plan["created"] and len(plan["seeds"]) == runs
         planned = units.planned_runs(con, plan)
         read_back = units.pending(con, {job_id}, JobKind.IMPORTANCE)
@@ -266,5 +268,5 @@ def test_a_fresh_plans_units_are_the_units_read_back(tmp_path):
         assert len(packs) == 1 and (packs.pop() > 1) == (model in ("lr", "dt"))
     # Planning a job again (a request applied twice) answers the plan already made: its
     # units are then read back, as some may have run.
-    again = store.plan_importance("imp-2", "tissue", "lr", 30, 0.25, 10**9, None)
+    again = store.plan_importance(PlanImportance("imp-2", "tissue", "lr", 30, 0.25, 10**9, None))
     assert "created" not in again and len(again["seeds"]) == 30

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genejobs.contract import PlanShap
 from genejobs.storage.shap_store import DONE_OP, FAILED_OP, ShapStore
-from genejobs.storage.store import ResultStore, create_schema
+from genejobs.storage.store import Store, create_schema
 
 JOB = "shap-ingest"
 FEATURES = ["a", "b", "c"]
@@ -29,20 +30,20 @@ def store(tmp_path, monkeypatch):
     # 24 values wait before they are ingested: two full shards (2 x 4 rows x 3 features).
     shap = ShapStore(con, ingest_values=24)
     shap.plan(
-        {
-            "job_id": JOB,
-            "source": "table.parquet",
-            "input_path": "shap/input.parquet",
-            "id_cols": ["id"],
-            "partition_col": None,
-            "n_rows": N_ROWS,
-            "features": FEATURES,
-            "n_outputs": 1,
-            "shard_rows": SHARD_ROWS,
-            "zero_is_present": False,
-            "engine": "fast",
-            "models": [],
-        }
+        PlanShap(
+            job_id=JOB,
+            source="table.parquet",
+            input_path="shap/input.parquet",
+            id_cols=["id"],
+            partition_col=None,
+            n_rows=N_ROWS,
+            features=FEATURES,
+            n_outputs=1,
+            shard_rows=SHARD_ROWS,
+            zero_is_present=False,
+            engine="fast",
+            models=[],
+        )
     )
     yield con, shap, tmp_path
     con.close()
@@ -109,7 +110,7 @@ def apply(con, shap: ShapStore, *messages: dict) -> None:
 
 
 def counts(con) -> dict:
-    found = ResultStore(con).job_counts({JOB}, "shap_shards")[JOB]
+    found = Store(con).job_counts({JOB}, "shap_shards")[JOB]
     return {k: v for k, v in found.items() if v}
 
 

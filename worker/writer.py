@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import signal
 import sys
 import time
@@ -34,42 +33,19 @@ from genejobs import contract
 from genejobs.config import settings
 from genejobs.contract import RESULT_OPS
 from genejobs.errors import GenejobsError, StoreBusy
-from genejobs.storage import job_control, model_store, rounds, shap_store, units
+from genejobs.storage import evaluation_store, rounds, search_store, shap_store, units
 from genejobs.storage.db import connect
-from genejobs.storage.model_store import ModelStore
-from genejobs.storage.schema import RunStatus
-from genejobs.storage.shap_store import ShapStore
-from genejobs.storage.store import ResultStore, create_schema
+from genejobs.storage.store import Store, create_schema
 from genejobs.storage.views import ViewPublisher
 from genejobs.units import JobKind
 from genejobs.worker import inbox
 from genejobs.worker.dispatch import Dispatcher, sweep_interval
+from genejobs.worker.intake import CLIENT_PREFIX, Intake
+from genejobs.worker.requests import DATASET_OPS, MODELS, RUNS, SHARDS, Requests
 from genejobs.worker.writer_lock import WriterLock, new_identity
 
 log = logging.getLogger("genejobs.writer")
 
-# Where a job's units are counted for its progress: seeded runs, SHAP shards,
-# or a search's folds and an evaluation's tests (the model store counts those).
-RUNS, SHARDS, MODELS = "runs", "shap_shards", "models"
-# Where each job kind's units are counted.
-KIND_COUNTS = {
-    JobKind.IMPORTANCE: RUNS,
-    JobKind.SEARCH: MODELS,
-    JobKind.EVALUATE: MODELS,
-    JobKind.SHAP: SHARDS,
-}
-# The requests that create a job, and its kind.
-PLANS = {
-    contract.PlanImportance.op: JobKind.IMPORTANCE,
-    contract.PlanSearch.op: JobKind.SEARCH,
-    contract.PlanEvaluate.op: JobKind.EVALUATE,
-    contract.PlanShap.op: JobKind.SHAP,
-}
-
-# The requests that add a dataset.
-DATASET_OPS = {contract.RegisterDataset.op, contract.FilterDataset.op}
-
-CLIENT_PREFIX = "genejobs-writer:"
 # What a Redis outage raises: from redis-py directly, or through Celery's producer.
 BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
 
@@ -104,15 +80,11 @@ class Writer:
         self.redis = redis.Redis.from_url(
             self.config.redis_url, socket_timeout=30, client_name=CLIENT_PREFIX + self.identity
         )
-        self.batch_max = batch_max
-        self.linger = linger
-        self.gather = gather
-        self.gather_target = gather_target
+        self.intake = Intake(self.redis, self.identity, batch_max, linger, gather, gather_target)
         self.max_hold = max_hold
         self.max_hold_alone = max_hold_alone
         self.reader_window = reader_window
         self.lock = WriterLock(self.config.redis_url, self.identity)
-        self.processing = f"{inbox.PROCESSING}:{self.identity}"
         self.dispatcher = Dispatcher(self.redis, sweep_interval())
         interval = self.config.views_interval
         self.views = ViewPublisher(self.config.views_dir) if interval > 0 else None
@@ -121,9 +93,8 @@ class Writer:
         self.rounds_in_transaction: dict[str, list[int]] = {}
         self.new_rounds: dict[str, list[int]] = {}
         self.con = None
-        self.store: ResultStore | None = None
-        self.models: ModelStore | None = None
-        self.shap: ShapStore | None = None
+        self.store: Store | None = None
+        self.requests = Requests(self)
         self.opened_at = 0.0
         self.stopping = False
 
@@ -143,8 +114,8 @@ class Writer:
             create_schema(self.con)
             self._claim_fence()
             log.info("writer %s ready on %s", self.identity, self.config.db_path)
-            self._evict_old_writers()
-            self._recover_processing()
+            self.intake.evict_old_writers()
+            self.intake.recover_processing()
             # Celery and kombu load on the first send otherwise (0.2 s), on the first job's path.
             from genejobs.worker.app import sender
 
@@ -176,12 +147,12 @@ class Writer:
         if self.replay:
             # After a Redis outage the last batch may be applied but not dropped:
             # apply it again (harmless) before taking anything new.
-            leftover = self.redis.lrange(self.processing, 0, -1)
+            leftover = self.intake.leftover()
             if leftover:
                 self._ensure_open()
-                self._apply_batch(list(reversed(leftover)))
+                self._apply_batch(leftover)
             self.replay = False
-        raw = self._take()
+        raw = self.intake.take(bool(self.dispatcher.queued), self.con is not None)
         if raw:
             self._ensure_open()
             self._apply_batch(raw)
@@ -191,12 +162,12 @@ class Writer:
         if self.dispatcher.sweep_due():
             # Messages an earlier writer's lingering connection took after this
             # one started go back on the inbox, then lost units are sent again.
-            self._recover_processing()
+            self.intake.recover_processing()
             self._sweep()
         # Let readers in when idle, unless more results are on their way
         # (reopening costs more than a batch), and at least every max_hold.
         held_too_long = self.con is not None and self._held_too_long()
-        idle = not raw and not self._tasks_queued() and not self.dispatcher.queued
+        idle = not raw and not self.intake.tasks_queued() and not self.dispatcher.queued
         self._publish_views()
         if held_too_long or idle:
             self._close()
@@ -244,25 +215,6 @@ class Writer:
         self.con.execute("INSERT INTO writer_fence (holder) VALUES (?)", [self.identity])
         self.con.execute("COMMIT")
 
-    def _evict_old_writers(self) -> None:
-        """Close the Redis connections of writers before this one (dead, or fenced out)."""
-        for client in self.redis.client_list():
-            name = client.get("name", "")
-            if name.startswith(CLIENT_PREFIX) and name != CLIENT_PREFIX + self.identity:
-                log.info("closing a connection of an earlier writer (%s)", name)
-                self.redis.client_kill_filter(_id=client["id"])
-
-    def _recover_processing(self) -> None:
-        """Put back on the inbox what writers that died had taken and not finished."""
-        for key in self.redis.scan_iter(match=inbox.PROCESSING + "*"):
-            if key.decode() == self.processing:
-                continue
-            moved = 0
-            while self.redis.lmove(key, inbox.INBOX, "LEFT", "RIGHT") is not None:
-                moved += 1
-            if moved:
-                log.info("re-applying %d messages left by a previous writer", moved)
-
     def _stop(self, *_):
         self.stopping = True
 
@@ -285,9 +237,7 @@ class Writer:
                     log.warning("%s; still waiting", exc)
         finally:
             self.redis.delete(inbox.WRITER_WANTS)
-        self.store = ResultStore(self.con)
-        self.models = ModelStore(self.con)
-        self.shap = ShapStore(self.con)
+        self.store = Store(self.con)
         self.opened_at = time.monotonic()
 
     def _close(self) -> None:
@@ -295,55 +245,6 @@ class Writer:
             self.con.close()
             self.con = None
             self.store = None
-            self.models = None
-            self.shap = None
-
-    def _take(self) -> list[bytes]:
-        """Move up to `batch_max` messages to the processing list and return them, oldest first.
-
-        A transaction has a fixed cost (its UPDATE alone takes ~6 ms for 10
-        runs or 200), so while more tasks wait in the compute queue, wait up to
-        `gather` seconds for a batch of `gather_target`: fast runs then cost
-        the writer ~0.2 ms each (0.55 ms with batches of 32), CPU that fits on
-        the same cores get back. With nothing queued, apply at once, which
-        keeps a lone run's latency low.
-        """
-        if self.dispatcher.queued:
-            # Units wait to be sent: take what is there, do not wait for more.
-            first = self.redis.lmove(inbox.INBOX, self.processing, "RIGHT", "LEFT")
-            if first is None:
-                return []
-            return [first, *self._drain(self.batch_max - 1)]
-        timeout = self.linger if self.con is not None else 1.0
-        first = self.redis.blmove(inbox.INBOX, self.processing, timeout, "RIGHT", "LEFT")
-        if first is None:
-            return []
-        raw = [first]
-        deadline = time.monotonic() + self.gather
-        while True:
-            raw.extend(self._drain(self.batch_max - len(raw)))
-            left = deadline - time.monotonic()
-            if len(raw) >= self.gather_target or left <= 0:
-                break
-            if not self._tasks_queued():
-                break
-            more = self.redis.blmove(inbox.INBOX, self.processing, left, "RIGHT", "LEFT")
-            if more is None:
-                break
-            raw.append(more)
-        return raw
-
-    def _tasks_queued(self) -> bool:
-        return bool(self.redis.llen(inbox.COMPUTE_QUEUE))
-
-    def _drain(self, limit: int) -> list[bytes]:
-        waiting = min(self.redis.llen(inbox.INBOX), limit)
-        if waiting <= 0:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for _ in range(waiting):
-            pipe.lmove(inbox.INBOX, self.processing, "RIGHT", "LEFT")
-        return [m for m in pipe.execute() if m is not None]
 
     # applying ------------------------------------------------------------------
 
@@ -383,8 +284,8 @@ class Writer:
                 [u for u in found if u.kwargs["seed"] in set(self.new_rounds[u.job_id])]
             )
             self.new_rounds.clear()
-        self.redis.delete(self.processing)
-        self._publish(touched)
+        self.intake.done()
+        self.publish(touched)
 
     def _transaction(self, work):
         if self.lock.lost.is_set():
@@ -405,20 +306,23 @@ class Writer:
         """Apply results; return the jobs they touched, each with where its units are counted."""
         done = [m for m in results if m["op"] == "run_done"]
         failed = [m for m in results if m["op"] == "run_failed"]
-        models = [m for m in results if m["op"] in model_store.RESULT_OPS]
+        models = [m for m in results if m["op"] in search_store.RESULT_OPS]
         shards = [m for m in results if m["op"] in shap_store.OPS]
-        runs = self.store.record_done(done) | self.store.record_failed(failed)
+        tests = [m for m in results if m["op"] in evaluation_store.RESULT_OPS]
+        importance = self.store.importance
+        runs = importance.record_done(done) | importance.record_failed(failed)
         # Jobs run until stable get their next round in the same transaction.
-        self.rounds_in_transaction = rounds.advance(self.store, runs)
+        self.rounds_in_transaction = rounds.advance(importance, runs)
+        counted_with_models = self.store.search.record(models) | self.store.evaluation.record(tests)
         return {
             **dict.fromkeys(runs, RUNS),
-            **dict.fromkeys(self.models.record(models), MODELS),
-            **dict.fromkeys(self.shap.record(shards), SHARDS),
+            **dict.fromkeys(counted_with_models, MODELS),
+            **dict.fromkeys(self.store.shap.record(shards), SHARDS),
         }
 
     def _after_commit(self) -> None:
         # Spool files go only once their rows are committed.
-        self.shap.discard_spool()
+        self.store.shap.discard_spool()
 
     def _flush(self, results: list[dict]) -> dict[str, str]:
         if not results:
@@ -454,11 +358,9 @@ class Writer:
     def _control(self, message: dict) -> None:
         """Apply one request in a transaction of its own and answer it after the commit."""
         op = message.get("op")
-        handler = getattr(self, f"_op_{op}", None)
         try:
-            if handler is None:
-                raise GenejobsError(f"the writer does not know the operation '{op}'")
-            reply = self._transaction(lambda: handler(message))
+            request = contract.typed(message)
+            reply = self._transaction(lambda: self.requests.apply(request))
             self._after_commit()
         except (LockLost, *BROKER_DOWN):
             raise
@@ -471,166 +373,23 @@ class Writer:
                 "error_type": "GenejobsError",
             }
         if "error" not in reply:
-            self._after_control(op, reply)
+            self.requests.after(request, reply)
         if message.get("reply_to"):
             pipe = self.redis.pipeline()
             pipe.lpush(message["reply_to"], json.dumps(reply, default=str))
             pipe.expire(message["reply_to"], 600)
             pipe.execute()
 
-    def _after_control(self, op: str, reply: dict) -> None:
-        """Send the units a request created, tell tasks of a cancelled job, publish progress."""
-        job_id = reply.get("job_id")
-        if job_id is None:
-            return
-        if op == contract.FinalizeModel.op:
-            if reply["artifact_path"] is None:
-                wanted = f"{reply['model_id']}-finalize"
-                found = [u for u in units.finalize_steps(self.con, {job_id}) if u.unit_id == wanted]
-                self.dispatcher.resend(found)
-            return
-        if op == contract.PlanImportance.op and reply.get("created"):
-            # Made a chunk at a time as they go: memory does not grow with the job.
-            seeds, make = units.planned_runs_maker(self.con, reply)
-            reply["sent"] = self.dispatcher.send_later(job_id, seeds, make)
-            if not reply["rounds"]:
-                # Committed without rounds: its results need not look for any (storage.rounds).
-                self.store.settled_rounds.add(job_id)
-        elif op in PLANS:
-            found = units.pending(self.con, {job_id}, PLANS[op])
-            reply["sent"] = self.dispatcher.send_new(found)
-        elif op == contract.RetryJob.op:
-            if reply.pop("uncancelled"):
-                # Else its tasks would answer "cancelled" at once, and the sweep send them again.
-                inbox.clear_cancelled(job_id)
-            wanted = set(reply.pop("unit_ids"))
-            found = units.pending(self.con, {job_id}, JobKind(reply["kind"]))
-            again = [u for u in found if u.unit_id in wanted]
-            reply["sent"] = self.dispatcher.resend(again)
-        elif op == contract.CancelJob.op:
-            if reply["finished"]:
-                return
-            inbox.mark_cancelled(job_id)
-            # Units not sent yet stay here: none of them goes out after the cancel.
-            reply["unsent"] = self.dispatcher.drop(job_id)
-        elif op == contract.DeleteJob.op:
-            self.dispatcher.drop(job_id)
-            self.store.settled_rounds.discard(job_id)
-            inbox.forget_job(job_id)
-            self._remove_files(reply.pop("files"))
-            if self.views is not None:
-                self.views.forget(job_id)
-            return
-        kind = PLANS[op] if op in PLANS else reply.get("kind")
-        if op == contract.PlanImportance.op and reply.get("created"):
-            # A new job's runs are all pending: its counts need no query.
-            counts = dict.fromkeys((s.value for s in RunStatus), 0)
-            counts.update(pending=len(seeds), total=len(seeds))
-            inbox.publish_progress(job_id, counts)
-        elif kind is not None:
-            # Progress before the reply: whoever gets it may start polling at once.
-            self._publish({job_id: KIND_COUNTS[JobKind(kind)]})
-
-    def _publish(self, touched: dict[str, str]) -> None:
+    def publish(self, touched: dict[str, str]) -> None:
         """Publish the unit counts of the touched jobs, each counted where its units are."""
         by_kind: dict[str, set[str]] = {}
         for job_id, kind in touched.items():
             by_kind.setdefault(kind, set()).add(job_id)
-        counts = self.models.job_counts(by_kind.get(MODELS, set()))
+        counts = self.store.search.job_counts(by_kind.get(MODELS, set()))
         for table in (RUNS, SHARDS):
             counts.update(self.store.job_counts(by_kind.get(table, set()), table))
         for job_id, job_counts in counts.items():
             inbox.publish_progress(job_id, job_counts)
-
-    def _op_register_dataset(self, m: dict) -> dict:
-        return self.store.register_dataset(m["meta"], m["temp_path"], m["name"], m["source"])
-
-    def _op_filter_dataset(self, m: dict) -> dict:
-        return self.store.filter_dataset(
-            m.get("job_id"),
-            m.get("dataset"),
-            m.get("model"),
-            m["min_count"],
-            m.get("top"),
-            m["name"],
-        )
-
-    def _op_plan_importance(self, m: dict) -> dict:
-        return self.store.plan_importance(
-            m["job_id"],
-            m["dataset"],
-            m["model"],
-            m["runs"],
-            m["test_size"],
-            m["seed_max"],
-            m.get("seeds"),
-            m.get("scheme", "split"),
-            m.get("until_stable"),
-        )
-
-    def _op_plan_search(self, m: dict) -> dict:
-        return self.models.plan_search(
-            m["job_id"],
-            m["dataset"],
-            m.get("include"),
-            m.get("exclude"),
-            m["folds"],
-            m["sort"],
-            m.get("session_id"),
-            m["train_size"],
-        )
-
-    def _op_plan_evaluate(self, m: dict) -> dict:
-        return self.models.plan_evaluate(
-            m["job_id"],
-            m["model_id"],
-            m.get("dataset"),
-            m.get("split_seeds"),
-            m.get("runs", 1),
-            m.get("hyper_seed"),
-        )
-
-    def _op_cancel_job(self, m: dict) -> dict:
-        reply = job_control.cancel(self.con, m["job_id"])
-        if reply["kind"] == "shap":
-            # Shards already computed wait in the spool: with nothing left to
-            # compute they go in now.
-            self.shap.ingest_due(m["job_id"])
-        return reply
-
-    def _op_delete_job(self, m: dict) -> dict:
-        return job_control.delete(self.con, m["job_id"])
-
-    def _remove_files(self, paths: list[str]) -> None:
-        """Remove a deleted job's files (relative to the data dir, or spool paths), after its
-        commit; a path outside the data dir is left alone."""
-        home = self.config.home.resolve()
-        for name in paths:
-            path = (home / name).resolve()
-            if not path.is_relative_to(home) or path == home:
-                log.warning("not removing %s: outside the data dir", path)
-                continue
-            try:
-                if path.is_dir():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink(missing_ok=True)
-            except OSError as exc:  # the rows are gone; a file left behind is only space
-                log.warning("could not remove %s: %s", path, exc)
-
-    def _op_retry_job(self, m: dict) -> dict:
-        return job_control.retry(
-            self.con, m["job_id"], bool(m.get("include_pending")), bool(m.get("include_cancelled"))
-        )
-
-    def _op_plan_shap(self, m: dict) -> dict:
-        return self.shap.plan(m)
-
-    def _op_finalize_model(self, m: dict) -> dict:
-        return self.models.request_finalize(m["model_id"])
-
-    def _op_ping(self, m: dict) -> dict:
-        return {"writer": self.identity}
 
 
 def main() -> int:

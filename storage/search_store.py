@@ -1,11 +1,11 @@
-"""The writer's side of model search and holdout evaluation.
+"""The writer's side of model search: folds scored, models ranked once, the best saved.
 
-Contract, as for `ResultStore`: only the single writer calls it, each method
-runs inside the writer's open transaction, and every write is idempotent,
-keyed by what the task did. A fold (job, model, fold) and a test (test id) move
-pending -> done/failed once; a search is ranked once, when its last fold is
-recorded and its models are still pending; a model's artifact is recorded
-once. Planning the same job id twice returns the first plan.
+Contract (see `storage.store.Store`): only the single writer calls it, inside
+its open transaction, and every write is idempotent, keyed by what the task
+did. A fold (job, model, fold) moves pending -> done/failed once; a search is
+ranked once, when its last fold is recorded and its models are still
+pending; a model's artifact is recorded once. Planning the same job id twice
+returns the first plan.
 
 Follow-up work (finalizing a search's best model) is not kept here: a best
 model without an artifact is a pending unit, which `storage.units` finds and
@@ -27,41 +27,31 @@ from genejobs.contract import (
     FOLD_SCORED,
     MODEL_FINALIZE_FAILED,
     MODEL_FINALIZED,
-    TEST_DONE,
-    TEST_FAILED,
+    FinalizeModel,
+    PlanSearch,
 )
 from genejobs.errors import InputError, NotFoundError
 from genejobs.storage import queries
 from genejobs.storage.artifacts import MODELS_DIR, sha256_of
-from genejobs.storage.db import first
+from genejobs.storage.db import first, insert_frame
 from genejobs.storage.leaderboard import leaderboard
-from genejobs.storage.store import check_job_size
+from genejobs.storage.seeds import SEED_LIMIT
 
-RESULT_OPS = {FOLD_SCORED, MODEL_FINALIZED, MODEL_FINALIZE_FAILED, TEST_DONE, TEST_FAILED}
-SEED_LIMIT = 2**32 - 1
+RESULT_OPS = {FOLD_SCORED, MODEL_FINALIZED, MODEL_FINALIZE_FAILED}
 PENDING, DONE, FAILED = "pending", "done", "failed"
 
 
-class ModelStore:
-    """Writer-side operations for searches, their models, and holdout tests."""
+class SearchStore:
+    """Plans searches and records their folds, rankings and saved models."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
 
-    # planning ---------------------------------------------------------------------
-
-    def plan_search(
-        self,
-        job_id: str,
-        dataset_name: str,
-        include: list[str] | None,
-        exclude: list[str] | None,
-        folds: int,
-        sort: str,
-        session_id: int | None,
-        train_size: float,
-    ) -> dict:
+    def plan_search(self, request: PlanSearch) -> dict:
         """Create a search job: one pending row per candidate and per (candidate, fold)."""
+        job_id, dataset_name, folds = request.job_id, request.dataset, request.folds
+        include, exclude, sort = request.include, request.exclude, request.sort
+        session_id, train_size = request.session_id, request.train_size
         if first(self.con.execute("SELECT 1 FROM jobs WHERE job_id = ?", [job_id]).fetchall()):
             return self._search_plan(job_id)
         found = queries.dataset(self.con, dataset_name)
@@ -117,7 +107,8 @@ class ModelStore:
                 "position": np.arange(len(models), dtype=np.int32),
             }
         )
-        self._insert(
+        insert_frame(
+            self.con,
             "planned",
             planned,
             "INSERT INTO model_runs (model_id, job_id, dataset_id, model, name, position, status, "
@@ -136,7 +127,8 @@ class ModelStore:
         units = pd.DataFrame(
             [(m, f) for m in models for f in range(folds)], columns=["model", "fold"]
         ).astype({"fold": np.int32})
-        self._insert(
+        insert_frame(
+            self.con,
             "units",
             units,
             "INSERT INTO search_folds (job_id, model, fold, status) "
@@ -166,146 +158,22 @@ class ModelStore:
             "setup": {k: params[k] for k in ("session_id", "train_size", "folds")},
         }
 
-    def plan_evaluate(
-        self,
-        job_id: str,
-        model_id: str,
-        dataset_name: str | None,
-        split_seeds: list[int] | None,
-        runs: int,
-        hyper_seed: int | None,
-    ) -> dict:
-        """Create an evaluation job: one pending test per split seed (new ones unless given)."""
-        if first(self.con.execute("SELECT 1 FROM jobs WHERE job_id = ?", [job_id]).fetchall()):
-            return self._evaluate_plan(job_id)
-        found = first(
-            self.con.execute(
-                "SELECT m.dataset_id, d.name, m.estimator, m.session_id, m.split, m.status "
-                "FROM model_runs m JOIN datasets d USING (dataset_id) WHERE model_id = ?",
-                [model_id],
-            ).fetchall()
-        )
-        if found is None:
-            raise NotFoundError(f"unknown model '{model_id}'; see `genejobs models list`")
-        dataset_id, name, estimator, session_id, split, status = found
-        if dataset_name is not None:
-            asked = queries.dataset(self.con, dataset_name)
-            if asked["dataset_id"] != dataset_id:
-                raise InputError(
-                    f"model {model_id} was searched on dataset '{name}', not '{asked['name']}'"
-                )
-        if estimator is None:
-            raise InputError(
-                f"model {model_id} has no estimator recorded yet (search {status}); "
-                "wait for its search to finish"
-            )
-        hyper = session_id if hyper_seed is None else hyper_seed
-        if not 0 <= hyper <= SEED_LIMIT:
-            raise InputError(f"--hyper-seed must be between 0 and {SEED_LIMIT}, got {hyper}")
-        if split_seeds:
-            bad = [s for s in split_seeds if not 0 <= s <= SEED_LIMIT]
-            if bad:
-                raise InputError(f"split seeds must be between 0 and {SEED_LIMIT}: {bad[:5]}")
-            done = self.con.execute(
-                "SELECT test_id, split_seed FROM test_results WHERE model_id = ? AND "
-                f"hyper_seed = ? AND split_seed IN ({', '.join('?' * len(split_seeds))})",
-                [model_id, hyper, *split_seeds],
-            ).fetchall()
-            if done:
-                raise InputError(
-                    f"model {model_id} was already evaluated with split seed {done[0][1]} and "
-                    f"hyper seed {hyper} (test {done[0][0]}); the result would be the same"
-                )
-            seeds = list(split_seeds)
-        else:
-            if runs < 1:
-                raise InputError(f"--split-seeds must be at least 1, got {runs}")
-            check_job_size(runs, option="--split-seeds")
-            used = {
-                r[0]
-                for r in self.con.execute(
-                    "SELECT split_seed FROM test_results WHERE model_id = ?", [model_id]
-                ).fetchall()
-            }
-            rng = np.random.default_rng()
-            seeds: list[int] = []
-            while len(seeds) < runs:
-                seed = int(rng.integers(1, SEED_LIMIT, endpoint=True))
-                if seed not in used:
-                    used.add(seed)
-                    seeds.append(seed)
-        test_size = round(1 - split, 12)
-        params = {"model_id": model_id, "hyper_seed": hyper, "split_seeds": seeds}
-        self.con.execute(
-            "INSERT INTO jobs (job_id, kind, dataset_id, model, params, n_runs) "
-            "VALUES (?, 'evaluate', ?, ?, ?, ?)",
-            [job_id, dataset_id, model_id, json.dumps(params), len(seeds)],
-        )
-        tests = pd.DataFrame(
-            {
-                "test_id": [f"{job_id}-{i + 1}" for i in range(len(seeds))],
-                "split_seed": np.asarray(seeds, dtype=np.int64),
-            }
-        )
-        self._insert(
-            "tests",
-            tests,
-            "INSERT INTO test_results (test_id, model_id, job_id, dataset_id, split_seed, "
-            "hyper_seed, test_size, status) SELECT test_id, ?, ?, ?, split_seed, ?, ?, ? "
-            "FROM tests",
-            [model_id, job_id, dataset_id, hyper, test_size, PENDING],
-        )
-        return self._evaluate_plan(job_id)
-
-    def _evaluate_plan(self, job_id: str) -> dict:
-        rows = self.con.execute(
-            "SELECT t.test_id, t.split_seed, t.hyper_seed, t.test_size, t.model_id, "
-            "m.estimator, m.params, d.path, d.name FROM test_results t "
-            "JOIN model_runs m USING (model_id) JOIN datasets d ON d.dataset_id = t.dataset_id "
-            "WHERE t.job_id = ? ORDER BY t.test_id",
-            [job_id],
-        ).fetchall()
-        if not rows:
-            raise InputError(f"job '{job_id}' exists and is not an evaluation")
-        return {
-            "job_id": job_id,
-            "model_id": rows[0][4],
-            "estimator": rows[0][5],
-            "params": rows[0][6],
-            "dataset_path": rows[0][7],
-            "dataset": rows[0][8],
-            "test_size": rows[0][3],
-            "tests": [
-                {"test_id": r[0], "split_seed": int(r[1]), "hyper_seed": int(r[2])} for r in rows
-            ],
-        }
-
-    # results ------------------------------------------------------------------------
-
     def record(self, messages: list[dict]) -> set[str]:
-        """Apply a batch of search and test results; return the jobs they touched."""
+        """Apply a batch of search results; return the jobs they touched."""
         by_op: dict[str, list[dict]] = {}
         for message in messages:
             by_op.setdefault(message["op"], []).append(message)
-        touched = self._record_folds(by_op.get("fold_scored", []))
-        for message in by_op.get("model_finalized", []):
+        touched = self._record_folds(by_op.get(FOLD_SCORED, []))
+        for message in by_op.get(MODEL_FINALIZED, []):
             touched |= self._record_artifact(message)
-        for message in by_op.get("model_finalize_failed", []):
+        for message in by_op.get(MODEL_FINALIZE_FAILED, []):
             self.con.execute(
                 "UPDATE model_runs SET finalize_error = ? "
                 "WHERE model_id = ? AND artifact_sha256 IS NULL",
                 [message["error"], message["model_id"]],
             )
             touched.add(message["job_id"])
-        touched |= self._record_tests(by_op.get("test_done", []), by_op.get("test_failed", []))
         return touched
-
-    def _insert(self, name: str, frame: pd.DataFrame, statement: str, params: list) -> None:
-        self.con.register(name, frame)
-        try:
-            self.con.execute(statement, params)
-        finally:
-            self.con.unregister(name)
 
     def _record_folds(self, messages: list[dict]) -> set[str]:
         if not messages:
@@ -329,7 +197,8 @@ class ModelStore:
             ]
         ).drop_duplicates(["job_id", "model", "fold"], keep="first")
         metrics = ", ".join(f"{c} = r.{c}" for c in METRIC_COLUMNS)
-        self._insert(
+        insert_frame(
+            self.con,
             "fold_rows",
             rows,
             f"""UPDATE search_folds SET status = r.status, {metrics},
@@ -340,7 +209,8 @@ class ModelStore:
                   AND search_folds.fold = r.fold AND search_folds.status = '{PENDING}'""",
             [],
         )
-        self._insert(
+        insert_frame(
+            self.con,
             "fold_rows",
             rows[rows["estimator"].notna()].drop_duplicates(["job_id", "model"]),
             """UPDATE model_runs SET estimator = r.estimator, params = r.params
@@ -378,7 +248,8 @@ class ModelStore:
         ranked["model_id"] = job_id + "-" + ranked["model"]
         ranked["best"] = ranked["rank"] == 1
         columns = [*METRIC_COLUMNS, *(c + "_sd" for c in METRIC_COLUMNS), "fit_seconds"]
-        self._insert(
+        insert_frame(
+            self.con,
             "ranked",
             ranked[["model_id", "rank", "best", *columns]],
             f"""UPDATE model_runs SET status = '{DONE}', rank = r.rank, best = r.best,
@@ -424,59 +295,9 @@ class ModelStore:
         finally:
             spooled.unlink(missing_ok=True)
 
-    def _record_tests(self, done: list[dict], failed: list[dict]) -> set[str]:
-        touched: set[str] = set()
-        if done:
-            rows = pd.DataFrame(
-                [
-                    {
-                        **{k: m[k] for k in ("test_id", "job_id", "worker")},
-                        **{k: m["result"][k] for k in ("accuracy", "precision", "recall", "f1")},
-                        "roc_auc": m["result"]["roc_auc"],
-                        "confusion": m["result"]["confusion"],
-                        "n_train": m["result"]["n_train"],
-                        "n_test": m["result"]["n_test"],
-                        "fit_seconds": m["result"]["fit_seconds"],
-                    }
-                    for m in done
-                ]
-            ).drop_duplicates("test_id")
-            rows["roc_auc"] = rows["roc_auc"].astype(float)
-            self._insert(
-                "test_rows",
-                rows,
-                f"""UPDATE test_results SET status = '{DONE}', accuracy = r.accuracy,
-                        precision = r.precision, recall = r.recall, f1 = r.f1,
-                        roc_auc = r.roc_auc, confusion = r.confusion::INTEGER[][],
-                        n_train = r.n_train, n_test = r.n_test, fit_seconds = r.fit_seconds,
-                        worker = r.worker, error = NULL, finished_at = now()
-                    FROM test_rows r
-                    WHERE test_results.test_id = r.test_id
-                      AND test_results.status = '{PENDING}'""",
-                [],
-            )
-            touched |= set(rows["job_id"])
-        if failed:
-            rows = pd.DataFrame(
-                [{k: m[k] for k in ("test_id", "job_id", "error", "worker")} for m in failed]
-            ).drop_duplicates("test_id")
-            self._insert(
-                "test_rows",
-                rows,
-                f"""UPDATE test_results SET status = '{FAILED}', error = r.error,
-                        worker = r.worker, finished_at = now()
-                    FROM test_rows r
-                    WHERE test_results.test_id = r.test_id
-                      AND test_results.status = '{PENDING}'""",
-                [],
-            )
-            touched |= set(rows["job_id"])
-        return touched
-
-    # progress ---------------------------------------------------------------------
-
-    def request_finalize(self, model_id: str) -> dict:
+    def request_finalize(self, request: FinalizeModel) -> dict:
         """Ask for a ranked model to be saved as the best one is (`models finalize`)."""
+        model_id = request.model_id
         row = first(
             self.con.execute(
                 "SELECT job_id, status, artifact_path FROM model_runs WHERE model_id = ?",

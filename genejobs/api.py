@@ -170,7 +170,7 @@ def plan_importance(
     from genejobs.catalog import MODELS
     from genejobs.contract import PlanImportance
     from genejobs.errors import InputError
-    from genejobs.storage.store import SEED_LIMIT, check_job_size
+    from genejobs.storage.seeds import SEED_LIMIT, check_job_size
     from genejobs.worker import inbox
 
     if model not in MODELS:

@@ -91,7 +91,7 @@ def _runs(con, job_ids) -> list[Unit]:
 
 
 def planned_runs(con: duckdb.DuckDBPyConnection, plan: dict) -> list[Unit]:
-    """The units of an importance job just planned (`ResultStore.plan_importance`'s reply):
+    """The units of an importance job just planned (`ImportanceStore.plan_importance`'s reply):
     all its runs, pending, as `pending` would read them back, without reading them."""
     seeds, make = planned_runs_maker(con, plan)
     return make(seeds)

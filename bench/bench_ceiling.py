@@ -61,7 +61,7 @@ def one_fit(model: str) -> tuple:
     from genejobs.api import reading
     from genejobs.config import settings
     from genejobs.storage.datasets import load_matrix
-    from genejobs.tasks.importance import fit_run
+    from genejobs.tasks.fit import fit_run
 
     with reading() as con:
         (path,) = con.execute("SELECT path FROM datasets WHERE name = 'tissue'").fetchone()
@@ -73,7 +73,7 @@ def one_fit(model: str) -> tuple:
 def ingest(model: str, runs: int) -> dict:
     """Fill the inbox with `runs` real results of `model`; time a fresh writer draining them."""
     from genejobs.api import reading
-    from genejobs.tasks.importance import run_message
+    from genejobs.tasks.fit import run_message
     from genejobs.worker import inbox
 
     result, fit_seconds = one_fit(model)

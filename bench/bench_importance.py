@@ -277,7 +277,7 @@ def serial_loop(matrix: ExpressionMatrix, model: str, seeds: list[int], csv_dir:
     its best case.
     """
     # Imported here: it imports worker.app, which reads the Redis URL on import.
-    from genejobs.tasks.importance import fit_run
+    from genejobs.tasks.fit import fit_run
 
     used_csv = csv_dir / f"rnd_used_{model}.csv"
     genes_csv = csv_dir / f"genes_{model}.csv"
@@ -299,7 +299,7 @@ def bench_runs(
     model: str, runs: int, repeats: int, paths: dict[str, Path], quiet: QuietGate
 ) -> dict:
     """Service against serial loop for one model, on the same seeds, `repeats` times."""
-    from genejobs.tasks.importance import fit_run
+    from genejobs.tasks.fit import fit_run
 
     log(f"{model}: warm-up (worker processes import scikit-learn on their first fit)")
     warm = service_job(model, 2 * WORKERS)

@@ -111,7 +111,8 @@ def seeds_way(table: Path, manifest: Path, out_dir: Path) -> dict:
 
 def engine_alone(table: Path, manifest: Path) -> dict:
     """genejobs' engine (auto) over the same rows in this process, nothing stored."""
-    from genejobs.tasks.tree_models import explain, load_model, warm_up
+    from genejobs.tasks.shap_engines import explain, warm_up
+    from genejobs.tasks.tree_models import load_model
 
     warm_up()  # imports outside the timing (the job's workers pay them, in parallel)
     frame = pd.read_parquet(table)

@@ -19,7 +19,7 @@ import numpy as np
 from genejobs.channel import Channel
 from genejobs.contract import TestDone, TestFailed
 from genejobs.storage.datasets import ExpressionMatrix
-from genejobs.tasks.importance import _matrix
+from genejobs.tasks.fit import cached_matrix
 
 # Estimators are rebuilt from a class path stored in the results file; only
 # these libraries' classes are ever imported that way.
@@ -129,7 +129,7 @@ def execute(
     worker = channel.worker
     try:
         result = evaluate_holdout(
-            _matrix(dataset_path), estimator, params, split_seed, hyper_seed, test_size
+            cached_matrix(dataset_path), estimator, params, split_seed, hyper_seed, test_size
         )
     except Exception as exc:
         failure = TestFailed(

@@ -19,12 +19,12 @@ import pandas as pd
 from genejobs.config import settings
 from genejobs.errors import InputError
 from genejobs.storage.datasets import listed
+from genejobs.tasks.shap_engines import choose_engine
 from genejobs.tasks.tree_models import (
     GENEJOBS_FORMAT,
     GENEJOBS_PREFIX,
     RUN_FORMAT,
     TreeModel,
-    choose_engine,
     describe_model,
     load_spec,
     sniff_format,

@@ -22,7 +22,8 @@ import numpy as np
 from genejobs.channel import Channel
 from genejobs.config import settings
 from genejobs.contract import ShardDone, ShardFailed
-from genejobs.tasks.tree_models import TreeModel, choose_engine, explain, load_spec
+from genejobs.tasks.shap_engines import choose_engine, explain
+from genejobs.tasks.tree_models import TreeModel, load_spec
 
 ADDITIVITY_TOLERANCE = 1e-3
 BINARY_CLASS = 1  # a binary classifier is explained for its positive class

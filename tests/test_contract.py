@@ -10,7 +10,7 @@ import pytest
 
 from genejobs import contract
 from genejobs.contract import RunDone
-from genejobs.tasks.importance import Selection, packed_selection
+from genejobs.tasks.fit import Selection, packed_selection
 from genejobs.worker import inbox
 from tests.conftest import wait_until
 

@@ -8,7 +8,7 @@ import pytest
 from genejobs.catalog import MODELS
 from genejobs.storage.datasets import load_matrix, prepare, write_parquet
 from genejobs.storage.synth import expression
-from genejobs.tasks.importance import fit_run, gene_importances
+from genejobs.tasks.fit import fit_run, gene_importances
 from genejobs.tasks.models import make_estimator
 
 
@@ -35,7 +35,7 @@ def test_holdout_scores_are_scikit_learns():
     and weighted, with classes missing from the predictions or from the holdout."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-    from genejobs.tasks.importance import holdout_scores
+    from genejobs.tasks.fit import holdout_scores
 
     rng = np.random.default_rng(5)
     cases = 0

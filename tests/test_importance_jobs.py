@@ -161,7 +161,7 @@ def test_a_repeated_result_changes_nothing_alone_or_in_a_batch(tissue):
     # Redelivery hands the writer copies of results it has recorded: one at a
     # time (a statement with parameters) or several at once (a joined frame).
     from genejobs.storage.datasets import load_matrix
-    from genejobs.tasks.importance import fit_run, run_message
+    from genejobs.tasks.fit import fit_run, run_message
 
     result = run("importance", tissue, "--model", "lr", "--runs", "3", "--wait")
     job_id = result.output.split("job ")[1].split(":")[0]
@@ -308,7 +308,7 @@ def test_shap_explains_a_run_model_fitted_again(tissue):
     import shap
 
     from genejobs.storage.datasets import load_matrix
-    from genejobs.tasks.importance import fit_estimator
+    from genejobs.tasks.fit import fit_estimator
 
     result = run("importance", tissue, "--model", "dt", "--seeds", "77", "--wait")
     job_id = result.output.split("job ")[1].split(":")[0]

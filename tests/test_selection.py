@@ -11,7 +11,7 @@ import pytest
 from genejobs.storage import synth
 from genejobs.storage.datasets import ExpressionMatrix
 from genejobs.storage.stability import false_selection_bound
-from genejobs.tasks.importance import fit_pair
+from genejobs.tasks.fit import fit_pair
 from tests.conftest import frame_of, refused, run, sql, wait_until
 
 PLANTED = {f"SIG{i:02d}" for i in range(1, 13)}
@@ -200,7 +200,7 @@ def test_a_batch_of_pairs_results_records_both_halves_once(tmp_path):
     import duckdb
 
     from genejobs.storage.store import Store, create_schema
-    from genejobs.tasks.importance import Selection, packed_selection
+    from genejobs.tasks.fit import Selection, packed_selection
 
     con = duckdb.connect(str(tmp_path / "results.duckdb"))
     create_schema(con)

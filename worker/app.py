@@ -76,7 +76,7 @@ def _preload(**_) -> None:
     import sklearn.linear_model  # noqa: F401
     import sklearn.model_selection  # noqa: F401
 
-    from genejobs.tasks.tree_models import warm_up
+    from genejobs.tasks.shap_engines import warm_up
 
     warm_up()
 

@@ -13,62 +13,28 @@ import contextlib
 import json
 import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import psutil
 import redis
 
-from genejobs.config import THREAD_CAPS, Settings, settings
+from genejobs.config import Settings, settings
 from genejobs.errors import ServiceUnavailable
 from genejobs.worker import inbox
+from genejobs.worker.processes import (
+    launch,
+    pid_file,
+    require_free_port,
+    running,
+    terminate,
+    wait_for,
+)
 
 COMPONENTS = ("redis", "writer", "compute", "flower", "explorer")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
-
-
-@dataclass(frozen=True)
-class Process:
-    """A process the launcher started, as its pid file records it."""
-
-    name: str
-    pid: int
-    created: float
-    command: tuple[str, ...]
-
-    def alive(self) -> bool:
-        try:
-            proc = psutil.Process(self.pid)
-            # A recycled pid belongs to another process with another start time.
-            return abs(proc.create_time() - self.created) < 1 and proc.status() != "zombie"
-        except psutil.Error:
-            return False
-
-
-def _pid_file(config: Settings, name: str) -> Path:
-    return config.run_dir / f"{name}.pid"
-
-
-def recorded(config: Settings, name: str) -> Process | None:
-    path = _pid_file(config, name)
-    try:
-        data = json.loads(path.read_text())
-        return Process(name, data["pid"], data["created"], tuple(data["command"]))
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def running(config: Settings, name: str) -> Process | None:
-    proc = recorded(config, name)
-    return proc if proc is not None and proc.alive() else None
 
 
 def redis_answers(url: str) -> bool:
@@ -76,23 +42,6 @@ def redis_answers(url: str) -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2).ping())
     except redis.RedisError:
         return False
-
-
-def _environment(config: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(THREAD_CAPS)
-    env.update(
-        {
-            "GENEJOBS_HOME": str(config.home),
-            # As given: each process adds the password from the data dir itself,
-            # so it never sits in an environment or a command line.
-            "GENEJOBS_REDIS_URL": config.redis_url_given,
-            "GENEJOBS_DB": str(config.db_path),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.pop("FLOWER_UNAUTHENTICATED_API", None)
-    return env
 
 
 def _secret(path: Path, make) -> str:
@@ -121,56 +70,6 @@ def _flower_request(url: str) -> urllib.request.Request:
         token = base64.b64encode(flower_credentials(config).encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     return request
-
-
-def _launch(
-    config: Settings, name: str, command: list[str], env: dict[str, str] | None = None
-) -> Process:
-    log = (config.logs_dir / f"{name}.log").open("ab")
-    child = subprocess.Popen(
-        command,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=config.home,
-        env={**_environment(config), **(env or {})},
-        start_new_session=True,
-    )
-    log.close()
-    proc = Process(name, child.pid, psutil.Process(child.pid).create_time(), tuple(command))
-    _pid_file(config, name).write_text(
-        json.dumps({"pid": proc.pid, "created": proc.created, "command": list(command)})
-    )
-    return proc
-
-
-def _require_free_port(port: int, what: str, variable: str) -> None:
-    """Refuse to start `what` on a port another program holds: it would die, and whatever
-    answers there would pass for it."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            raise ServiceUnavailable(
-                f"port {port} ({what}) is taken by another program; stop it, or choose "
-                f"another port with {variable}"
-            ) from None
-
-
-def _wait_for(check, what: str, proc: Process | None, timeout: float, config: Settings) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check() and (proc is None or proc.alive()):
-            return
-        if proc is not None and not proc.alive():
-            raise ServiceUnavailable(
-                f"{what} exited during start-up; see {config.logs_dir / (proc.name + '.log')}"
-            )
-        time.sleep(0.1)
-    raise ServiceUnavailable(
-        f"{what} did not become ready within {timeout:.0f} s; see {config.logs_dir}"
-    )
 
 
 def _redis_command(config: Settings) -> list[str]:
@@ -254,28 +153,28 @@ def start(
             )
     # Every port this call will listen on is free before anything starts.
     if not redis_up:
-        _require_free_port(urlparse(config.redis_url).port or 6379, "Redis", "GENEJOBS_REDIS_URL")
+        require_free_port(urlparse(config.redis_url).port or 6379, "Redis", "GENEJOBS_REDIS_URL")
     if flower and running(config, "flower") is None:
-        _require_free_port(flower_port, "Flower", "--flower-port or GENEJOBS_FLOWER_PORT")
+        require_free_port(flower_port, "Flower", "--flower-port or GENEJOBS_FLOWER_PORT")
     if explorer and running(config, "explorer") is None:
-        _require_free_port(config.explorer_port, "the explorer", "GENEJOBS_EXPLORER_PORT")
+        require_free_port(config.explorer_port, "the explorer", "GENEJOBS_EXPLORER_PORT")
     if not redis_up:
-        proc = _launch(config, "redis", _redis_command(config))
+        proc = launch(config, "redis", _redis_command(config))
         config = settings()  # now with the password
-        _wait_for(lambda: redis_answers(config.redis_url), "redis-server", proc, 20, config)
+        wait_for(lambda: redis_answers(config.redis_url), "redis-server", proc, 20, config)
         started.append("redis")
         progress(
             f"started redis-server (pid {proc.pid}) at {config.redis_url_shown}, "
             f"password in {config.redis_password_file}"
         )
     if running(config, "writer") is None and not inbox.writer_alive(inbox.client()):
-        proc = _launch(config, "writer", [sys.executable, "-m", "genejobs.worker.writer"])
-        _wait_for(lambda: inbox.writer_alive(inbox.client()), "the writer", proc, 60, config)
+        proc = launch(config, "writer", [sys.executable, "-m", "genejobs.worker.writer"])
+        wait_for(lambda: inbox.writer_alive(inbox.client()), "the writer", proc, 60, config)
         started.append("writer")
         progress(f"started the writer (pid {proc.pid}) on {config.db_path}")
     if workers > 0 and running(config, "compute") is None:
         node = f"compute-{uuid.uuid4().hex[:6]}@%h"
-        proc = _launch(
+        proc = launch(
             config,
             "compute",
             _celery(
@@ -295,7 +194,7 @@ def start(
                 "--without-gossip",
             ),
         )
-        _wait_for(
+        wait_for(
             lambda: bool(compute_workers_answering(0.5)), "the compute workers", proc, 90, config
         )
         started.append("compute")
@@ -303,7 +202,7 @@ def start(
     if flower and running(config, "flower") is None:
         # Basic auth from the environment (not the command line, which any
         # user can read); Flower's API and metrics answer only with it.
-        proc = _launch(
+        proc = launch(
             config,
             "flower",
             [
@@ -317,7 +216,7 @@ def start(
         )
         # Ready when events arrive, not merely when it answers: tasks sent
         # before its event receiver runs would never show in Flower.
-        _wait_for(lambda: flower_sees_workers(flower_port), "Flower", proc, 90, config)
+        wait_for(lambda: flower_sees_workers(flower_port), "Flower", proc, 90, config)
         (config.run_dir / "flower.port").write_text(str(flower_port))
         started.append("flower")
         progress(
@@ -327,8 +226,8 @@ def start(
     if explorer and running(config, "explorer") is None:
         port = config.explorer_port
         command = [sys.executable, "-m", "genejobs.cli.main", "serve", "--port", str(port)]
-        proc = _launch(config, "explorer", command)
-        _wait_for(lambda: http_answers(explorer_url(port)), "the explorer", proc, 60, config)
+        proc = launch(config, "explorer", command)
+        wait_for(lambda: http_answers(explorer_url(port)), "the explorer", proc, 60, config)
         started.append("explorer")
         progress(f"started the explorer (pid {proc.pid}) at {explorer_url(port)}")
     return started
@@ -355,23 +254,11 @@ def stop(names=COMPONENTS, timeout: float = 20.0, progress=print) -> list[str]:
             continue
         proc = running(config, name)
         if proc is not None:
-            _terminate(proc, timeout)
+            terminate(proc, timeout)
             stopped.append(name)
             progress(f"stopped {name} (pid {proc.pid})")
-        _pid_file(config, name).unlink(missing_ok=True)
+        pid_file(config, name).unlink(missing_ok=True)
     return stopped
-
-
-def _terminate(proc: Process, timeout: float) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.alive():
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def status() -> dict:

@@ -18,7 +18,9 @@ requeues its task at once).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
 
@@ -30,6 +32,9 @@ log = logging.getLogger("genejobs.lease")
 
 # kombu.transport.redis.Channel.unacked_index_key's default; the app sets no other.
 UNACKED_INDEX = "unacked_index"
+# The same thread says the worker is alive: a key per worker node that lapses three
+# renewals after its worker stopped (`genejobs status` reads them; no Celery ping).
+PRESENCE_PREFIX = "genejobs:worker:"
 
 
 def held_tags() -> list[str]:
@@ -58,9 +63,19 @@ def lease_interval() -> float:
     return max(0.5, settings().visibility_timeout / 6)
 
 
-def _renew_forever(url: str, every: float) -> None:
+def workers_present(conn: redis.Redis) -> list[str]:
+    """The compute worker nodes whose lease thread renewed lately (within 3 renewals)."""
+    return sorted(
+        key.decode()[len(PRESENCE_PREFIX) :] for key in conn.scan_iter(PRESENCE_PREFIX + "*")
+    )
+
+
+def _renew_forever(url: str, every: float, node: str) -> None:
     conn = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    presence = PRESENCE_PREFIX + node
     while True:
+        with contextlib.suppress(redis.RedisError):  # said below, with the leases
+            conn.set(presence, "1", px=int(every * 3000))
         time.sleep(every)
         try:
             renew(conn, held_tags())
@@ -71,11 +86,13 @@ def _renew_forever(url: str, every: float) -> None:
             log.exception("task lease renewal failed")
 
 
-def start_renewing(**_) -> None:
-    """Start the renewal thread (connected to Celery's `worker_ready` signal)."""
+def start_renewing(sender=None, **_) -> None:
+    """Start the renewal thread (connected to Celery's `worker_ready` signal, whose sender
+    is the worker's consumer: its hostname names the node)."""
+    node = getattr(sender, "hostname", None) or socket.gethostname()
     thread = threading.Thread(
         target=_renew_forever,
-        args=(settings().redis_url, lease_interval()),
+        args=(settings().redis_url, lease_interval(), node),
         name="genejobs-lease",
         daemon=True,
     )

@@ -23,7 +23,7 @@ import redis
 
 from genejobs.config import Settings, settings
 from genejobs.errors import ServiceUnavailable
-from genejobs.worker import inbox
+from genejobs.worker import inbox, lease
 from genejobs.worker.processes import (
     launch,
     pid_file,
@@ -284,8 +284,10 @@ def status() -> dict:
     if report["redis"]:
         conn = inbox.client()
         report["writer"] = inbox.writer_alive(conn)
-        # A live worker parent answers a ping within milliseconds, even with its pool busy.
-        report["compute_workers"] = compute_workers_answering(0.3)
+        # Read from the workers' presence keys (worker.lease), not a Celery ping: no wait.
+        report["compute_workers"] = [
+            w for w in lease.workers_present(conn) if w.startswith("compute")
+        ]
         report["queue_compute"] = conn.llen(inbox.COMPUTE_QUEUE)
         report["queue_writer"] = conn.llen(inbox.INBOX)
         report["dead_letters"] = conn.llen(inbox.DEAD_LETTERS)

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import click
 
-from genejobs.api import add_dataset, reading
+from genejobs import api
 from genejobs.cli.output import format_option, frame
-from genejobs.storage import queries, synth
-from genejobs.storage.datasets import IMPUTERS
 
 
 @click.group()
@@ -24,7 +22,7 @@ def datasets():
 @click.option("--id-col", default=None, help="The sample id column, if there is one.")
 @click.option(
     "--impute",
-    type=click.Choice(IMPUTERS),
+    type=click.Choice(api.IMPUTERS),
     default=None,
     help="Fill missing gene values; without it they are an error.",
 )
@@ -34,7 +32,7 @@ def add(path, label_col, name, id_col, impute):
     The file is stored under the data dir as Parquet and identified by a hash
     of its content: adding the same content twice returns the first dataset.
     """
-    reply = add_dataset(path, label_col, name=name, id_col=id_col, impute=impute)
+    reply = api.add_dataset(path, label_col, name=name, id_col=id_col, impute=impute)
     if reply["stripped_genes"]:
         click.echo(f"dropped the whitespace around {reply['stripped_genes']} gene names", err=True)
     if reply["existing"]:
@@ -52,8 +50,7 @@ def add(path, label_col, name, id_col, impute):
 @format_option
 def list_(fmt):
     """List registered datasets."""
-    with reading() as con:
-        frame(queries.datasets(con), fmt, title="datasets")
+    frame(api.datasets(), fmt, title="datasets")
 
 
 @datasets.command("demo")
@@ -68,11 +65,7 @@ def demo(out, samples, genes, classes):
 
     Twelve genes named SIG01..SIG12 carry the class signal; the rest are noise.
     """
-    table = synth.expression(
-        samples=samples, genes=genes, classes=classes, informative=min(12, genes)
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    api.demo_dataset(out, samples=samples, genes=genes, classes=classes)
     click.echo(f"wrote {out}: {samples} samples, {genes} genes, {classes} classes")
 
 
@@ -97,20 +90,14 @@ def synth_l2g(rows, out, seed, train_models, trees, depth):
     chromosome set, and written as JSON with a manifest `models.tsv` for
     `genejobs shap run --partition-col chrom --manifest DIR/models.tsv`.
     """
-    from genejobs.tasks import synth_l2g as l2g
-
-    table = l2g.table(rows, seed=seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() in (".parquet", ".pq"):
-        table.to_parquet(out, index=False)
-    else:
-        table.to_csv(out, index=False)
-    groups = out.with_name(out.name.split(".")[0] + ".groups.tsv")
-    l2g.write_groups(groups)
-    click.echo(f"wrote {out}: {rows} rows, {len(l2g.FEATURES)} features (their groups: {groups})")
+    written = api.synth_l2g(out, rows, seed=seed)
+    click.echo(
+        f"wrote {out}: {rows} rows, {written['features']} features (their groups: "
+        f"{written['groups']})"
+    )
     if train_models is not None:
-        l2g.train_models(table, train_models, trees=trees, depth=depth)
-        click.echo(f"trained {len(l2g.FOLDS)} models into {train_models} (manifest models.tsv)")
+        trained = api.train_l2g_models(written["table"], train_models, trees=trees, depth=depth)
+        click.echo(f"trained {trained} models into {train_models} (manifest models.tsv)")
 
 
 COMMANDS = [datasets]

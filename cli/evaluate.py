@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import sys
-import uuid
 
 import click
-import numpy as np
-import pandas as pd
 
+from genejobs import api
 from genejobs.cli.output import format_option, frame, record
-from genejobs.contract import PlanEvaluate
-from genejobs.worker import inbox
-
-QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-
-
-def spread(accuracy: pd.Series) -> dict:
-    """Mean, SD, min, max and quantiles of holdout accuracy over split seeds."""
-    values = accuracy.to_numpy(dtype=float)
-    summary = {
-        "tests": len(values),
-        "mean": float(values.mean()),
-        "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-        "min": float(values.min()),
-        "max": float(values.max()),
-    }
-    for q in QUANTILES:
-        summary[f"q{int(q * 100):02d}"] = float(np.quantile(values, q))
-    return summary
+from genejobs.cli.runs import wait_for
+from genejobs.cli.usage import usage_errors
 
 
 @click.command()
@@ -61,40 +42,30 @@ def evaluate(model_id, dataset, split_seed, hyper_seed, runs, plot, wait, fmt):
     accuracy, precision, recall, F1, ROC AUC (one-vs-rest for multiclass) and
     the confusion matrix, one row per evaluation in `test_results`.
     """
-    if split_seed is not None and runs is not None:
-        raise click.UsageError("give --split-seed or --split-seeds, not both")
-    if runs is not None and runs < 1:
-        raise click.BadParameter(f"must be at least 1, got {runs}", param_hint="--split-seeds")
-    plan = inbox.request(
-        PlanEvaluate(
-            job_id="eval-" + uuid.uuid4().hex[:10],
-            model_id=model_id,
-            dataset=dataset,
-            split_seeds=[split_seed] if split_seed is not None else None,
-            runs=runs or 1,
+    with usage_errors():
+        plan = api.plan_evaluate(
+            model_id,
+            split_seed=split_seed,
+            split_seeds=runs,
             hyper_seed=hyper_seed,
+            dataset=dataset,
         )
-    )
     job_id = plan["job_id"]
     if wait is None:
         wait = sys.stdout.isatty() or plot is not None
     if not wait:
         click.echo(job_id)
         return
-    from genejobs.cli.runs import wait_for
-
-    click.echo(f"job {job_id}: {len(plan['tests'])} holdout tests of {model_id}", err=True)
-    wait_for(job_id, len(plan["tests"]))
+    wait_for(
+        job_id,
+        len(plan["tests"]),
+        f"job {job_id}: {len(plan['tests'])} holdout tests of {model_id}",
+    )
     report(plan, plot, fmt, many=runs is not None)
 
 
 def report(plan: dict, plot: str | None, fmt: str, many: bool) -> None:
-    from genejobs.api import reading
-    from genejobs.storage import model_queries
-
-    with reading() as con:
-        tests = model_queries.tests(con, plan["job_id"])
-        classes = model_queries.classes_of_model(con, plan["model_id"])
+    tests = api.holdout_tests(plan["job_id"])
     done = tests[tests["status"] == "done"]
     shown = tests.drop(columns=["confusion"])
     if not many:
@@ -102,13 +73,15 @@ def report(plan: dict, plot: str | None, fmt: str, many: bool) -> None:
     elif fmt != "table" or len(tests) <= 20:
         frame(shown, fmt, title=f"holdout tests of {plan['model_id']}")
     if many and len(done):
-        record(spread(done["accuracy"]), fmt, title="holdout accuracy over split seeds")
+        record(
+            api.accuracy_spread(done["accuracy"]), fmt, title="holdout accuracy over split seeds"
+        )
     if plot and len(done):
         from genejobs.cli.evaluation_plots import accuracy_png, confusion_png, second_path
 
-        counts = sum(np.array([list(row) for row in c], dtype=int) for c in done["confusion"])
+        counts = api.confusion_total(done["confusion"])
         label = plan["model_id"] + (f", {len(done)} split seeds" if many else "")
-        confusion_png(counts, classes, f"confusion matrix: {label}", plot)
+        confusion_png(counts, tests.attrs["classes"], f"confusion matrix: {label}", plot)
         written = [plot]
         if many:
             written.append(second_path(plot, "accuracy"))

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 
 import click
-import pandas as pd
 
-from genejobs.api import reading
+from genejobs import api
 from genejobs.cli.output import format_option, frame
-from genejobs.contract import FilterDataset
-from genejobs.storage import queries
-from genejobs.storage.datasets import check_name
-from genejobs.worker import inbox
+from genejobs.cli.usage import usage_errors
 
 
 def scope_options(command):
@@ -62,11 +57,15 @@ def count(job_id, dataset, model, top, min_importance, class_label, limit, plot,
     `positive_fraction` is the share of those runs in which the gene's
     (dominant) coefficient was positive. Sorted by count.
     """
-    with reading() as con:
-        where = queries.scope(con, job_id, dataset, model)
-        total, table = queries.gene_counts(
-            con, where, top=top, min_importance=min_importance, class_label=class_label
-        )
+    table = api.gene_counts(
+        job=job_id,
+        dataset=dataset,
+        model=model,
+        top=top,
+        min_importance=min_importance,
+        class_label=class_label,
+    )
+    total, scope = table.attrs["runs"], table.attrs["scope"]
     if limit:
         table = table.head(limit)
     if plot:
@@ -75,10 +74,10 @@ def count(job_id, dataset, model, top, min_importance, class_label, limit, plot,
         criterion = [f"top {top}" if top else "non-zero importance"]
         criterion += [f"class {class_label}"] if class_label else []
         criterion += [f"importance >= {min_importance:g}"] if min_importance is not None else []
-        gene_counts_png(table.head(30), total, f"{where.label} ({', '.join(criterion)})", plot)
+        gene_counts_png(table.head(30), total, f"{scope} ({', '.join(criterion)})", plot)
     if fmt == "table":
         click.echo(
-            f"{total} fits counted ({where.label}); 95% intervals: Wilson for the fraction, "
+            f"{total} fits counted ({scope}); 95% intervals: Wilson for the fraction, "
             "Student t for the mean rank"
         )
     frame(table, fmt, title=f"genes selected in {total} fits")
@@ -112,18 +111,16 @@ def stability(job_id, dataset, model, top, plot, fmt):
     same sizes would. Given for each fit's top K genes and for every gene with
     non-zero importance.
     """
-    from genejobs.storage import selection
-
-    with reading() as con:
-        where = queries.scope(con, job_id, dataset, model)
-        table, found = selection.stability_table(con, where, top)
+    found = api.gene_stability(
+        job=job_id, dataset=dataset, model=model, top=top, curve=plot is not None
+    )
     if plot:
         from genejobs.cli.plots import stability_png
 
-        stability_png(selection.curve(found, top), f"{where.label}, {_selection(top)}", plot)
+        stability_png(found.curve, f"{found.scope}, {_selection(top)}", plot)
     if fmt == "table":
-        click.echo(f"{found.runs} runs, {found.fits} fits ({where.label})")
-    frame(table, fmt, title="selection stability (Nogueira et al. 2018), 95% interval")
+        click.echo(f"{found.runs} runs, {found.fits} fits ({found.scope})")
+    frame(found.table, fmt, title="selection stability (Nogueira et al. 2018), 95% interval")
 
 
 @genes.command()
@@ -152,11 +149,8 @@ def stable(job_id, dataset, model, pi, top, fmt):
     other jobs it is printed with the reason it does not apply. Make a reduced
     dataset of these genes with `genes filter --min-fraction PI`.
     """
-    from genejobs.storage import selection
-
-    with reading() as con:
-        where = queries.scope(con, job_id, dataset, model)
-        table, summary = selection.stable_set(con, where, pi, top)
+    found = api.stable_genes(job=job_id, dataset=dataset, model=model, pi=pi, top=top)
+    table, summary = found.genes, found.summary
     if fmt != "table":
         if fmt == "json":
             click.echo(json.dumps({**summary, "genes_stable": table.to_dict("records")}))
@@ -165,7 +159,7 @@ def stable(job_id, dataset, model, pi, top, fmt):
         return
     click.echo(
         f"{summary['stable_genes']} genes selected in >= {pi:g} of {summary['fits']} fits "
-        f"({where.label}, {summary['selection']})"
+        f"({summary['scope']}, {summary['selection']})"
     )
     click.echo(
         f"expected false selections <= {summary['expected_false_selections_at_most']:.3g} "
@@ -192,15 +186,13 @@ def compare(first, second, pi, top, fmt):
     Their stabilities with 95% intervals and the test of Nogueira et al. (2018)
     that they differ, and the overlap of their stable sets at --pi.
     """
-    from genejobs.storage import selection
-
-    with reading() as con:
-        scopes = [_scope_of(con, name) for name in (first, second)]
-        result = selection.compare(con, *scopes, pi=pi, top=top)
+    result = api.compare_genes(first, second, pi=pi, top=top)
     if fmt == "json":
         click.echo(json.dumps(result, default=float))
         return
     if fmt == "csv":
+        import pandas as pd
+
         frame(pd.DataFrame([result]), fmt)
         return
     for side in ("a", "b"):
@@ -220,13 +212,6 @@ def compare(first, second, pi, top, fmt):
     for key, label in (("only_a", "only first"), ("only_b", "only second")):
         if result[key]:
             click.echo(f"{label}: {', '.join(result[key])}")
-
-
-def _scope_of(con, name: str):
-    if ":" in name:
-        dataset, model = name.rsplit(":", 1)
-        return queries.scope(con, None, dataset, model)
-    return queries.scope(con, name, None, None)
 
 
 @genes.command("filter")
@@ -252,27 +237,16 @@ def _scope_of(con, name: str):
 @click.option("--name", required=True, help="Name of the new, reduced dataset.")
 def filter_(job_id, dataset, model, min_count, min_fraction, top, name):
     """Register a reduced dataset holding only the selected genes and the label."""
-    check_name(name)
-    if job_id is None and (dataset is None or model is None):
-        raise click.UsageError("give --job, or both --dataset and --model")
-    if (min_count is None) == (min_fraction is None):
-        raise click.UsageError("give --min-count or --min-fraction")
-    if min_fraction is not None:
-        with reading() as con:
-            total, _ = queries.gene_counts(con, queries.scope(con, job_id, dataset, model), top)
-        if total == 0:
-            raise click.UsageError("no finished runs in that scope yet")
-        min_count = max(1, math.ceil(min_fraction * total - 1e-9))
-    reply = inbox.request(
-        FilterDataset(
-            job_id=job_id,
+    with usage_errors():
+        reply = api.filter_genes(
+            name,
+            job=job_id,
             dataset=dataset,
             model=model,
             min_count=min_count,
+            min_fraction=min_fraction,
             top=top,
-            name=name,
         )
-    )
     if reply.get("existing"):
         click.echo(
             f"the same genes and samples are already registered as '{reply['name']}' "

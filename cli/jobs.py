@@ -10,12 +10,9 @@ import sys
 
 import click
 
-from genejobs.api import reading
+from genejobs import api
 from genejobs.cli.output import format_option, frame, record
 from genejobs.cli.runs import report, wait_for
-from genejobs.contract import CancelJob, DeleteJob, RetryJob
-from genejobs.storage import queries
-from genejobs.worker import inbox
 
 
 @click.group()
@@ -27,8 +24,7 @@ def jobs():
 @format_option
 def list_(fmt):
     """List jobs with their unit counts and status."""
-    with reading() as con:
-        frame(queries.jobs(con), fmt, title="jobs")
+    frame(api.jobs(), fmt, title="jobs")
 
 
 @jobs.command()
@@ -36,20 +32,17 @@ def list_(fmt):
 @format_option
 def show(job_id, fmt):
     """Show one job: unit counts, its kind's summary, first errors."""
-    with reading() as con:
-        record(queries.job(con, job_id), fmt, title=f"job {job_id}")
+    record(api.Job(job_id).summary(), fmt, title=f"job {job_id}")
 
 
 @jobs.command()
 @click.argument("job_id")
 def watch(job_id):
     """Follow a job with its progress bar until no unit is pending; fail if any unit failed."""
-    with reading() as con:
-        summary = queries.job(con, job_id)
+    summary = api.Job(job_id).summary()
     if summary["pending"]:
-        inbox.require_redis()
-        click.echo(f"job {job_id}: {summary['kind']}, {summary['units']} units", err=True)
-        counts = wait_for(job_id, int(summary["units"]))
+        header = f"job {job_id}: {summary['kind']}, {summary['units']} units"
+        counts = wait_for(job_id, int(summary["units"]), header)
     else:
         counts = {k: int(summary[k]) for k in ("done", "failed", "cancelled")}
     report(job_id, counts)
@@ -63,8 +56,7 @@ def cancel(job_id):
     The cancel is kept in the results file: no unit of the job is recorded as
     done afterwards, even by a task that was already running.
     """
-    inbox.require_redis()
-    reply = inbox.request(CancelJob(job_id=job_id))
+    reply = api.cancel_job(job_id)
     if reply["finished"]:
         click.echo(f"job {job_id}: already finished, nothing to cancel")
         return
@@ -79,8 +71,7 @@ def delete(job_id):
     A running job is refused: cancel it first. The seeds of a deleted
     importance job may be drawn again by later jobs.
     """
-    inbox.require_redis()
-    reply = inbox.request(DeleteJob(job_id=job_id))
+    reply = api.delete_job(job_id)
     rows = sum(reply["removed"].values())
     click.echo(f"job {job_id}: deleted ({rows} rows)")
 
@@ -108,14 +99,7 @@ def retry(job_id, pending, cancelled, wait):
 
 
 def retry_job(job_id: str, pending: bool, cancelled: bool, wait: bool | None) -> None:
-    inbox.require_redis()
-    reply = inbox.request(
-        RetryJob(
-            job_id=job_id,
-            include_pending=pending,
-            include_cancelled=cancelled,
-        )
-    )
+    reply = api.retry_job(job_id, pending=pending, cancelled=cancelled)
     if not reply["sent"]:
         click.echo(f"job {job_id}: nothing to retry")
         return
@@ -123,7 +107,7 @@ def retry_job(job_id: str, pending: bool, cancelled: bool, wait: bool | None) ->
     if wait is None:
         wait = sys.stdout.isatty()
     if wait:
-        counts = wait_for(job_id, inbox.progress(job_id).get("total", reply["sent"]))
+        counts = wait_for(job_id, api.progress(job_id).count("total") or reply["sent"])
         report(job_id, counts)
 
 

@@ -42,7 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Serve the explorer: jobs with live progress, gene counts, searches, SHAP views.",
     ),
     "shap": (
-        "explain",
+        "shap",
         "Exact SHAP values for every prediction of tree models, computed in shards.",
     ),
     "sql": ("sql", "Run read-only SQL (SELECT, EXPLAIN) on the results."),

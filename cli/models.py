@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
 
-from genejobs.api import reading
+from genejobs import api
 from genejobs.cli.output import format_option, frame, record
-from genejobs.storage import model_queries
 
 
 @click.group()
@@ -22,8 +20,7 @@ def models():
 @format_option
 def list_(dataset, fmt):
     """List models: search, rank, leaderboard metrics, whether an artifact was saved."""
-    with reading() as con:
-        frame(model_queries.models(con, dataset), fmt, title="models")
+    frame(api.models(dataset), fmt, title="models")
 
 
 @models.command()
@@ -31,8 +28,7 @@ def list_(dataset, fmt):
 @format_option
 def show(model_id, fmt):
     """Show one model: setup, scores and SDs, estimator and parameters, artifact, tests."""
-    with reading() as con:
-        record(model_queries.model(con, model_id), fmt, title=f"model {model_id}")
+    record(api.model(model_id), fmt, title=f"model {model_id}")
 
 
 @models.command()
@@ -51,10 +47,7 @@ def finalize(model_id, wait):
     data dir with its sha256, so `shap run --model genejobs:MODEL_ID` and
     `evaluate` can use it.
     """
-    from genejobs.contract import FinalizeModel
-    from genejobs.worker import inbox
-
-    reply = inbox.request(FinalizeModel(model_id=model_id))
+    reply = api.finalize(model_id)
     if reply["artifact_path"] is not None:
         click.echo(f"model {model_id} is already saved as {reply['artifact_path']}")
         return
@@ -62,19 +55,13 @@ def finalize(model_id, wait):
         click.echo(f"model {model_id}: saving")
         return
     click.echo(f"model {model_id}: refitting and saving ...", err=True)
-    while True:
-        with reading() as con:
-            saved, error, accuracy = con.execute(
-                "SELECT artifact_path, finalize_error, pred_accuracy FROM model_runs "
-                "WHERE model_id = ?",
-                [model_id],
-            ).fetchone()
-        if saved is not None:
-            click.echo(f"model {model_id} saved as {saved} (holdout accuracy {accuracy:.4f})")
-            return
-        if error is not None:
-            raise click.ClickException(f"saving model {model_id} failed: {error}")
-        time.sleep(0.5)
+    saved = api.wait_saved(model_id)
+    if saved["artifact_path"] is None:
+        raise click.ClickException(f"saving model {model_id} failed: {saved['finalize_error']}")
+    click.echo(
+        f"model {model_id} saved as {saved['artifact_path']} "
+        f"(holdout accuracy {saved['pred_accuracy']:.4f})"
+    )
 
 
 @click.group()
@@ -107,10 +94,7 @@ def model_runs(layout, job_id, dataset, fmt, out):
     seed: run_id,run_date,mlr_dataset,split,setup,best,pred_accuracy,metrics_dict,
     accuracy,precision,recall,f1,roc_auc
     """
-    with reading() as con:
-        table = model_queries.model_runs_export(con, job_id=job_id, dataset=dataset)
-    if layout == "pycaret":
-        table = model_queries.pycaret_layout(table)
+    table = api.model_runs(job=job_id, dataset=dataset, layout=layout)
     text = (
         table.to_csv(index=False)
         if fmt == "csv"
@@ -144,34 +128,9 @@ def predict(model_id, table, id_col, raw_score, all_columns, out, fmt):
     `prediction_label` and `prediction_score` (and with --raw-score one
     `prediction_score_<class>` per class); a label column in the table is kept.
     """
-    from genejobs.config import settings
-    from genejobs.errors import InputError
-    from genejobs.storage.datasets import listed, read_table
-    from genejobs.tasks.artifacts import load_artifact
-
-    with reading() as con:
-        found = model_queries.saved_model(con, model_id)
-    data = read_table(table)
-    if id_col is not None:
-        if id_col not in data.columns:
-            raise InputError(f"no column '{id_col}' in {table}")
-        data = data.set_index(id_col)
-    missing = [g for g in found["genes"] if g not in data.columns]
-    if missing:
-        raise InputError(
-            f"{table} lacks {len(missing)} gene columns the model needs: {listed(missing)}"
-        )
-    pipeline = load_artifact(settings().home / found["artifact_path"], found["artifact_sha256"])
-    from pycaret.classification import ClassificationExperiment
-
-    predicted = ClassificationExperiment().predict_model(
-        pipeline, data=data, raw_score=raw_score, verbose=False
+    predicted = api.predict(
+        model_id, table, id_col=id_col, raw_score=raw_score, all_columns=all_columns
     )
-    if not all_columns:
-        keep = [c for c in predicted.columns if c.startswith("prediction_")]
-        keep = ([found["label_col"]] if found["label_col"] in predicted.columns else []) + keep
-        predicted = predicted[keep]
-    predicted = predicted.reset_index()
     if out is not None:
         predicted.to_csv(out, index=False)
         click.echo(f"wrote {len(predicted)} predictions to {out}", err=True)

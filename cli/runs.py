@@ -1,4 +1,4 @@
-"""Enqueueing seeded runs and following a job until it ends."""
+"""Following a job with a progress bar, and saying how it ended."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ import time
 
 import click
 
-from genejobs.worker import inbox
+from genejobs import api
 
 
-def wait_for(job_id: str, total: int, poll: float = 0.2) -> dict[str, int]:
-    """Show a progress bar (done, failed, rate, ETA) until no run of the job is pending."""
+def wait_for(
+    job_id: str, total: int, header: str | None = None, poll: float = 0.2
+) -> dict[str, int]:
+    """Show a progress bar (done, failed, rate, ETA) until the job is finished (`api.wait`).
+
+    `header` goes to stderr above the bar, once the stack answers.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -32,26 +37,24 @@ def wait_for(job_id: str, total: int, poll: float = 0.2) -> dict[str, int]:
         TimeRemainingColumn(),
     ]
     started = time.monotonic()
-    counts: dict[str, int] = {}
     with Progress(*columns, transient=False, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task(job_id, total=total, failed=0, rate="-")
-        while True:
-            counts = inbox.progress(job_id)
-            # Spooled SHAP shards are computed and wait to be ingested with others.
-            finished = counts.get("done", 0) + counts.get("failed", 0) + counts.get("spooled", 0)
+
+        def show(now: api.Progress) -> None:
+            nonlocal header
+            if header is not None:
+                click.echo(header, err=True)
+                header = None
             elapsed = time.monotonic() - started
             bar.update(
                 task,
-                # a job run until stable grows by rounds
-                total=max(total, finished + counts.get("pending", 0)),
-                completed=finished,
-                failed=counts.get("failed", 0),
-                rate=f"{counts.get('done', 0) / elapsed:.1f}" if elapsed > 0 else "-",
+                total=max(total, now.total),  # a job run until stable grows by rounds
+                completed=now.completed,
+                failed=now.count("failed"),
+                rate=f"{now.count('done') / elapsed:.1f}" if elapsed > 0 else "-",
             )
-            if counts and counts.get("pending", 1) == 0:
-                break
-            time.sleep(poll)
-    return counts
+
+        return api.wait(job_id, poll=poll, on_progress=show).counts
 
 
 def follow(job_id: str, wait: bool | None, header: str, total: int) -> dict[str, int] | None:
@@ -64,8 +67,7 @@ def follow(job_id: str, wait: bool | None, header: str, total: int) -> dict[str,
     if not wait:
         click.echo(job_id)
         return None
-    click.echo(header, err=True)
-    return wait_for(job_id, total)
+    return wait_for(job_id, total, header)
 
 
 def report(job_id: str, counts: dict[str, int]) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 import click
 
-from genejobs.candidates import METRICS, choose, metric
+from genejobs import api
+from genejobs.candidates import METRICS
 from genejobs.cli.output import format_option, frame
-from genejobs.contract import PlanSearch
-from genejobs.worker import inbox
+from genejobs.cli.runs import follow
+from genejobs.cli.usage import usage_errors
 
 
 def _model_list(ctx, param, value):
@@ -22,12 +21,8 @@ def _model_list(ctx, param, value):
 
 
 def print_leaderboard(job_id: str, fmt: str) -> None:
-    from genejobs.api import reading
-    from genejobs.storage import model_queries
-
-    with reading() as con:
-        table = model_queries.leaderboard(con, job_id)
-        note = model_queries.auc_note(con, job_id, table)
+    table = api.leaderboard(job_id)
+    note = table.attrs["note"]
     frame(table, fmt, title=f"search {job_id}")
     if note:
         click.echo(f"note: {note}", err=True)
@@ -70,37 +65,18 @@ def search(dataset, include, exclude, folds, sort, session_id, train_size, wait,
     PyCaret) and the best one is finalized (fitted on all the data) and saved.
     A candidate that fails on the data is recorded as failed with its error.
     """
-    try:
-        choose(include, exclude)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--models/--exclude") from None
-    if metric(sort) is None:
-        raise click.BadParameter(
-            f"unknown metric '{sort}'; choose from {', '.join(m.display for m in METRICS)}",
-            param_hint="--sort",
-        )
-    if folds < 2:
-        raise click.BadParameter(f"must be at least 2, got {folds}", param_hint="--folds")
-    if not 0 < train_size < 1:
-        raise click.BadParameter(
-            f"must be between 0 and 1, got {train_size}", param_hint="--train-size"
-        )
-    plan = inbox.request(
-        PlanSearch(
-            job_id="srch-" + uuid.uuid4().hex[:10],
-            dataset=dataset,
-            include=include,
+    with usage_errors():
+        plan = api.plan_search(
+            dataset,
+            models=include,
             exclude=exclude,
             folds=folds,
             sort=sort,
             session_id=session_id,
             train_size=train_size,
         )
-    )
     total = len(plan["models"]) * plan["setup"]["folds"]
     job_id = plan["job_id"]
-    from genejobs.cli.runs import follow
-
     header = (
         f"job {job_id}: {len(plan['models'])} models x {plan['setup']['folds']} folds on "
         f"{plan['dataset']} (session id {plan['setup']['session_id']})"

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from genejobs.api import reading
+from genejobs import api
 from genejobs.cli.shap_plots import global_png, presence_png, waterfall_png
-from genejobs.storage import shap_queries
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -36,25 +35,10 @@ def _image(path: Path) -> str:
 
 def write_report(job_id: str, out: Path, rows: list[str]) -> Path:
     """Write `out/index.html` (and the PNGs) for one SHAP job; return the page's path."""
-    with reading() as con:
-        summary = shap_queries.job(con, job_id)
-        overall = shap_queries.global_importance(con, job_id)
-        by_model = shap_queries.global_importance(con, job_id, by_model=True)
-        sample = shap_queries.beeswarm_sample(
-            con, job_id, list(dict.fromkeys(overall["feature"]))[:20]
-        )
-        presence = shap_queries.presence(con, job_id)
-        if not rows:
-            extremes = con.execute(
-                "(SELECT row_key FROM shap_rows WHERE job_id = ? ORDER BY output DESC LIMIT 1) "
-                "UNION ALL "
-                "(SELECT row_key FROM shap_rows WHERE job_id = ? ORDER BY output LIMIT 1)",
-                [job_id, job_id],
-            ).fetchall()
-            rows = list(dict.fromkeys(r[0] for r in extremes))
-        locals_ = [(row, *shap_queries.local(con, job_id, row)) for row in rows]
+    views = api.shap_views(job_id, rows)
+    summary, overall, presence = views.summary, views.overall, views.presence
     out.mkdir(parents=True, exist_ok=True)
-    global_png(overall, sample, job_id, str(out / "global.png"))
+    global_png(overall, views.sample, job_id, str(out / "global.png"))
     presence_png(presence, job_id, str(out / "presence.png"))
     parts = [
         f"<h1>SHAP job {html.escape(job_id)}</h1>",
@@ -67,7 +51,7 @@ def write_report(job_id: str, out: Path, rows: list[str]) -> Path:
         _image(out / "global.png"),
         _table(overall),
         "<h2>Global contribution per model</h2>",
-        _table(by_model),
+        _table(views.by_model),
         "<h2>Presence</h2>",
         "<p>Presence rate against the mean |SHAP| when present; <code>top_share_present</code> "
         "is the share of rows with the feature present in which it is the largest "
@@ -76,7 +60,7 @@ def write_report(job_id: str, out: Path, rows: list[str]) -> Path:
         _table(presence),
         "<h2>Local contributions</h2>",
     ]
-    for k, (row, header, contributions) in enumerate(locals_):
+    for k, (row, header, contributions) in enumerate(views.local_views):
         first = header.iloc[0].to_dict()
         part = contributions
         if "class" in part.columns:

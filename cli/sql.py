@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from genejobs.api import reading
+from genejobs import api
 from genejobs.cli.output import format_option, frame
-from genejobs.storage import queries, schema
 
 
 class _SqlCommand(click.Command):
@@ -28,8 +27,7 @@ class _SqlCommand(click.Command):
     help="Seconds to wait while the writer holds the file [default: $GENEJOBS_LOCK_WAIT or 30].",
 )
 def sql(query, fmt, lock_wait):
-    with reading(lock_wait, sealed=True) as con:
-        frame(queries.run_sql(con, query), fmt)
+    frame(api.sql(query, wait=lock_wait), fmt)
 
 
 def _tables_help() -> str:
@@ -44,7 +42,7 @@ def _tables_help() -> str:
         "\b",
         "Tables and their columns:",
     ]
-    for table, columns in schema.tables().items():
+    for table, columns in api.tables().items():
         lines.append(f"  {table}: {', '.join(columns)}")
     return "\n".join(lines)
 

@@ -7,9 +7,8 @@ import time
 
 import click
 
+from genejobs import api
 from genejobs.cli.output import format_option, record
-from genejobs.config import settings
-from genejobs.worker import stack
 
 
 @click.command()
@@ -41,9 +40,12 @@ def up(workers, no_flower, flower_port, no_explorer, detach):
     at $GENEJOBS_REDIS_URL. Without --detach, the command stays in the
     foreground and Ctrl-C stops what it started.
     """
-    port = flower_port or settings().flower_port
-    started = stack.start(
-        workers, not no_flower, port, progress=click.echo, explorer=not no_explorer
+    started = api.up(
+        workers,
+        flower=not no_flower,
+        flower_port=flower_port,
+        explorer=not no_explorer,
+        progress=click.echo,
     )
     if not started:
         click.echo("everything was already running")
@@ -55,13 +57,13 @@ def up(workers, no_flower, flower_port, no_explorer, detach):
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
-        stack.stop(started, progress=click.echo)
+        api.down(started, progress=click.echo)
 
 
 @click.command()
 def down():
     """Stop what `genejobs up` started, by the pids it recorded."""
-    if not stack.stop(progress=click.echo):
+    if not api.down(progress=click.echo):
         click.echo("nothing that `genejobs up` started is running")
 
 
@@ -69,7 +71,7 @@ def down():
 @format_option
 def status(fmt):
     """Say what is reachable and alive, the queue lengths, and the database path."""
-    record(stack.status(), fmt, title="genejobs")
+    record(api.status(), fmt, title="genejobs")
 
 
 COMMANDS = [up, down, status]

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 
 import click
 
-from genejobs.api import reading
+from genejobs import api
 from genejobs.cli.output import format_option, frame, record
-from genejobs.config import settings
-from genejobs.contract import PlanShap
-from genejobs.errors import InputError, ServiceUnavailable
-from genejobs.storage import shap_queries
-from genejobs.worker import inbox
-
-DEFAULT_SHARD_ROWS = 10_000
+from genejobs.cli.runs import follow
 
 plot_option = click.option(
     "--plot",
@@ -40,24 +32,6 @@ def shap():
 
 def _csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
-def _read_source(table: str) -> tuple:
-    """A table by path, or a registered dataset by name: (frame, source, default ids, label)."""
-    from genejobs.storage.datasets import load_frame, read_table
-
-    path = Path(table)
-    if path.exists():
-        return read_table(path), str(path.resolve()), [], ()
-    if path.suffix.lower() in (".csv", ".tsv", ".txt", ".parquet", ".pq") or "/" in table:
-        raise InputError(f"no such file: {path}")
-    from genejobs.storage import queries
-
-    with reading() as con:
-        found = queries.dataset(con, table)
-    data, label_col, id_col = load_frame(settings().home / found["path"])
-    data = data.reset_index()
-    return data, found["name"], [id_col] if id_col else [], (label_col,)
 
 
 @shap.command("run")
@@ -84,7 +58,7 @@ def _read_source(table: str) -> tuple:
 @click.option(
     "--shard-rows",
     type=click.IntRange(min=1),
-    default=DEFAULT_SHARD_ROWS,
+    default=api.DEFAULT_SHARD_ROWS,
     show_default=True,
     help="Rows per shard (one task each).",
 )
@@ -136,36 +110,22 @@ def run(
     rows run as separate tasks and land in the results file, where the
     `global`, `local` and `presence` views read them.
     """
-    from genejobs.tasks.shap_input import parse_model_option, prepare_job, read_manifest
-
-    choices = [parse_model_option(m, partition_col is not None) for m in models]
-    if manifest is not None:
-        if partition_col is None:
-            raise InputError("--manifest needs --partition-col")
-        choices += read_manifest(manifest)
-    data, source, default_ids, exclude = _read_source(table)
-    prepared = prepare_job(
-        data,
-        choices,
+    plan = api.plan_shap(
+        table,
+        models=models,
+        manifest=manifest,
         partition_col=partition_col,
-        id_cols=_csv(id_cols) or default_ids,
+        id_cols=_csv(id_cols),
         features=_csv(features),
-        engine=engine,
-        exclude=exclude,
-        source=source if not Path(source).exists() else str(Path(table)),
+        shard_rows=shard_rows,
+        zero_is_present=zero_is_present,
+        groups=groups,
         class_names=None if class_names is None else [c.strip() for c in class_names.split(",")],
-        reading=reading,
+        engine=engine,
     )
-    grouping = _read_groups(groups, prepared.features) if groups is not None else None
-    conn = inbox.require_redis()
-    if not inbox.writer_alive(conn):
-        raise ServiceUnavailable("the genejobs writer is not running; start it with `genejobs up`")
-    job_id = "shap-" + uuid.uuid4().hex[:10]
-    plan = _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engine, grouping)
-    from genejobs.cli.runs import follow
-
+    job_id = plan["job_id"]
     header = (
-        f"job {job_id}: {len(prepared.input)} rows, {len(prepared.features)} features, "
+        f"job {job_id}: {plan['n_rows']} rows, {plan['n_features']} features, "
         f"{len(plan['shards'])} shards"
     )
     if follow(job_id, wait, header, len(plan["shards"])) is None:
@@ -173,80 +133,8 @@ def run(
     _report(job_id)
 
 
-def _read_groups(path: Path, features) -> dict[str, str]:
-    """feature -> group from a two-column file; every feature named must be the job's."""
-    import csv
-
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = [
-                r for r in csv.reader(handle, delimiter="\t") if r and any(c.strip() for c in r)
-            ]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the groups file {path}: {exc}") from None
-    if rows and [c.strip().lower() for c in rows[0]] == ["feature", "group"]:
-        rows = rows[1:]
-    bad = [i + 2 for i, r in enumerate(rows) if len(r) != 2 or not r[0].strip() or not r[1].strip()]
-    if bad or not rows:
-        raise InputError(
-            f"{path}: expected lines of feature<TAB>group"
-            + (f" (line {bad[0]} is not)" if bad else ", found none")
-        )
-    groups = {r[0].strip(): r[1].strip() for r in rows}
-    unknown = sorted(set(groups) - set(features))
-    if unknown:
-        from genejobs.storage.datasets import listed
-
-        raise InputError(f"{path} names features the job does not have: {listed(unknown)}")
-    return groups
-
-
-def _write_and_plan(
-    job_id, prepared, source, shard_rows, zero_is_present, engine, groups=None
-) -> dict:
-    """Put the job's input and model copies in the data dir, then have the writer plan it."""
-    home = settings().home
-    folder = Path("shap") / job_id
-    (home / folder / "models").mkdir(parents=True, exist_ok=True)
-    try:
-        models = []
-        for spec in prepared.models:
-            if "path" not in spec:  # a genejobs model stays where the service saved it
-                suffix = Path(spec["source"]).suffix or ".model"
-                copy = folder / "models" / f"m{spec['model_id']}{suffix}"
-                shutil.copyfile(spec["source"], home / copy)
-                spec = {**spec, "path": str(copy)}
-            models.append(spec)
-        input_path = folder / "input.parquet"
-        temp = home / folder / ".input.parquet.tmp"
-        prepared.input.to_parquet(temp, index=False)
-        temp.replace(home / input_path)
-        return inbox.request(
-            PlanShap(
-                job_id=job_id,
-                source=source,
-                input_path=str(input_path),
-                id_cols=list(prepared.id_cols),
-                partition_col=prepared.partition_col,
-                features=list(prepared.features),
-                n_outputs=prepared.n_outputs,
-                n_rows=len(prepared.input),
-                shard_rows=shard_rows,
-                zero_is_present=zero_is_present,
-                engine=engine,
-                models=models,
-                groups=groups,
-                classes=None if prepared.classes is None else list(prepared.classes),
-            )
-        )
-    except BaseException:
-        shutil.rmtree(home / folder, ignore_errors=True)
-        raise
-
-
 def _report(job_id: str) -> None:
-    with reading() as con:
-        summary = shap_queries.job(con, job_id)
+    summary = api.shap_job(job_id)
     click.echo(
         f"job {job_id}: {summary['shards_done']} shards done, {summary['shards_failed']} failed; "
         f"{summary['rows_done']} rows explained; additivity failures "
@@ -263,8 +151,7 @@ def _report(job_id: str) -> None:
 @format_option
 def list_(fmt):
     """List SHAP jobs with their shard counts."""
-    with reading() as con:
-        frame(shap_queries.jobs(con), fmt, title="SHAP jobs")
+    frame(api.shap_jobs(), fmt, title="SHAP jobs")
 
 
 @shap.command()
@@ -272,8 +159,7 @@ def list_(fmt):
 @format_option
 def show(job_id, fmt):
     """Show one SHAP job: models, shards, rows, additivity, first errors."""
-    with reading() as con:
-        record(shap_queries.job(con, job_id), fmt, title=f"SHAP job {job_id}")
+    record(api.shap_job(job_id), fmt, title=f"SHAP job {job_id}")
 
 
 @shap.command()
@@ -303,34 +189,21 @@ def global_(job_id, by_model, by_group, class_label, limit, plot, fmt):
     The plot is a bar chart of the top features beside a beeswarm of their values.
     """
     if by_group:
-        with reading() as con:
-            table = shap_queries.group_importance(con, job_id, by_model, class_label)
-            scope = _scope(con, job_id, class_label)
-        frame(table, fmt, title=f"global SHAP by feature group, {scope}")
+        table = api.shap_groups(job_id, by_model=by_model, class_label=class_label)
+        frame(table, fmt, title=f"global SHAP by feature group, {table.attrs['scope']}")
         return
-    with reading() as con:
-        table = shap_queries.global_importance(con, job_id, by_model, class_label)
-        scope = _scope(con, job_id, class_label)
-        sample = None
-        if plot:
-            from genejobs.cli.shap_plots import pooled
-
-            top = list(pooled(table).index[:20])
-            sample = shap_queries.beeswarm_sample(con, job_id, top, class_label=class_label)
+    table = api.shap_global(job_id, by_model=by_model, class_label=class_label)
+    scope = table.attrs["scope"]
     frame(table.head(limit) if limit else table, fmt, title=f"global SHAP, {scope}")
     if plot:
-        from genejobs.cli.shap_plots import global_png
+        from genejobs.cli.shap_plots import global_png, pooled
 
+        top = list(pooled(table).index[:20])
+        sample = api.shap_beeswarm(job_id, top, class_label=class_label)
         plural = {"model": "models", "class": "classes"}
         pooled_over = [plural[k] for k in plural if k in table.columns]
         label = scope + (f", pooled over {' and '.join(pooled_over)}" if pooled_over else "")
         global_png(table, sample, label, plot)
-
-
-def _scope(con, job_id: str, class_label) -> str:
-    """A title's scope: the job, and the class by number and label when one is chosen."""
-    klass = shap_queries.resolve_class(con, job_id, class_label)
-    return job_id + ("" if klass is None else ", " + shap_queries.class_title(con, job_id, klass))
 
 
 @shap.command()
@@ -344,8 +217,7 @@ def local(job_id, row, class_label, plot, fmt):
 
     ROW is the row's key (its id columns joined with '|') or its row number.
     """
-    with reading() as con:
-        header, contributions = shap_queries.local(con, job_id, row, class_label)
+    header, contributions = api.shap_local(job_id, row, class_label=class_label)
     if fmt == "table":
         for item in header.to_dict("records"):
             named = f" {item['class_name']}" if item.get("class_name") is not None else ""
@@ -381,14 +253,12 @@ def presence(job_id, class_label, plot, fmt):
     which it has the largest |SHAP| of the row. Present = not missing, and not
     zero unless the job ran with --zero-is-present.
     """
-    with reading() as con:
-        table = shap_queries.presence(con, job_id, class_label)
-        scope = _scope(con, job_id, class_label)
-    frame(table, fmt, title=f"SHAP by presence, {scope}")
+    table = api.shap_presence(job_id, class_label=class_label)
+    frame(table, fmt, title=f"SHAP by presence, {table.attrs['scope']}")
     if plot:
         from genejobs.cli.shap_plots import presence_png
 
-        presence_png(table, scope, plot)
+        presence_png(table, table.attrs["scope"], plot)
 
 
 @shap.command()

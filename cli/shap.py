@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from genejobs import api
+from genejobs.cli import shap_compare
 from genejobs.cli.output import format_option, frame, record
 from genejobs.cli.runs import follow
 
@@ -279,5 +280,9 @@ def report(job_id, out, rows):
     path = write_report(job_id, out, list(rows))
     click.echo(f"wrote {path}")
 
+
+# Side by side (cli/shap_compare.py): two predictions of one job, two jobs.
+shap.add_command(shap_compare.pair)
+shap.add_command(shap_compare.compare)
 
 COMMANDS = [shap]

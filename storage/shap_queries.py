@@ -133,7 +133,7 @@ def class_title(con, job_id: str, klass: int | None) -> str:
     return f"class {klass}" + (f" ({name})" if name is not None else "")
 
 
-def _class_filter(con, job_id: str, class_label) -> tuple[str, list]:
+def class_filter(con, job_id: str, class_label) -> tuple[str, list]:
     """The SQL that keeps one class's values (given by label or number)."""
     klass = resolve_class(con, job_id, class_label)
     if klass is None:
@@ -146,7 +146,7 @@ def global_importance(
 ) -> pd.DataFrame:
     """Mean |SHAP| per feature (and per model with `by_model`, per class for multiclass)."""
     n_outputs = job_outputs(con, job_id)
-    where, params = _class_filter(con, job_id, class_label)
+    where, params = class_filter(con, job_id, class_label)
     keys = (["model_id"] if by_model else []) + (["class"] if n_outputs > 1 else [])
     group = ", ".join(["feature_id", *keys])
     frame = con.execute(
@@ -175,7 +175,7 @@ def group_importance(
     """Mean |SHAP| per feature group: each prediction's values summed over the group's
     features first (SHAP values add up), then averaged over predictions."""
     n_outputs = job_outputs(con, job_id)
-    where, params = _class_filter(con, job_id, class_label)
+    where, params = class_filter(con, job_id, class_label)
     grouped = first(
         con.execute(
             "SELECT count(feature_group) FROM shap_features WHERE job_id = ?", [job_id]
@@ -243,7 +243,7 @@ def local(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One prediction: its header (key, model, base value, output) and contributions by |SHAP|."""
     row_id = find_row(con, job_id, row)
-    where, params = _class_filter(con, job_id, class_label)
+    where, params = class_filter(con, job_id, class_label)
     header = con.execute(
         f"""SELECT r.row_key, r.source_row, r.row_id, r.class, r.partition, m.source AS model,
                    m.family, r.base_value, r.output, r.probability, r.additivity_error
@@ -271,7 +271,7 @@ def presence(con: duckdb.DuckDBPyConnection, job_id: str, class_label=None) -> p
     which it is also the feature of largest |SHAP|.
     """
     job_outputs(con, job_id)
-    where, params = _class_filter(con, job_id, class_label)
+    where, params = class_filter(con, job_id, class_label)
     return con.execute(
         f"""WITH p AS (
                 SELECT feature_id,
@@ -309,7 +309,7 @@ def beeswarm_sample(
     """
     if not features:
         return pd.DataFrame({"feature": [], "value": [], "shap": []})
-    where, params = _class_filter(con, job_id, class_label)
+    where, params = class_filter(con, job_id, class_label)
     names = ", ".join("?" * len(features))
     return con.execute(
         f"""WITH picked AS (
@@ -327,7 +327,7 @@ def dependence_sample(
     con: duckdb.DuckDBPyConnection, job_id: str, feature: str, rows: int = 2000, class_label=None
 ) -> pd.DataFrame:
     """One feature's value, presence and SHAP value in up to `rows` sampled predictions."""
-    where, params = _class_filter(con, job_id, class_label)
+    where, params = class_filter(con, job_id, class_label)
     found = first(
         con.execute(
             "SELECT feature_id FROM shap_features WHERE job_id = ? AND feature = ?",

@@ -16,6 +16,8 @@ waiting on a job. One module per noun:
     _models      models(), model(), finalize(), wait_saved(), model_runs(), predict()
     _shap        shap_jobs(), shap_job(), shap_global(), shap_groups(), shap_beeswarm(),
                  shap_local(), shap_presence(), shap_views()
+    _shap_compare  shap_pair(), shap_compare(), shap_move(), shap_beeswarm_bins(),
+                 shap_dependence_bins(): side by side, and plots from every row
     _shap_plan   plan_shap(): a SHAP job's input checked, written to the data dir, planned
     _sql         sql(), tables()
     _stack       up(), down(), status(): the local stack
@@ -81,6 +83,11 @@ _MODULES = {
     "shap_presence": "_shap",
     "ShapViews": "_shap",
     "shap_views": "_shap",
+    "shap_pair": "_shap_compare",
+    "shap_compare": "_shap_compare",
+    "shap_move": "_shap_compare",
+    "shap_beeswarm_bins": "_shap_compare",
+    "shap_dependence_bins": "_shap_compare",
     "DEFAULT_SHARD_ROWS": "_shap_plan",
     "plan_shap": "_shap_plan",
     "sql": "_sql",

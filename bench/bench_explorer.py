@@ -2,10 +2,13 @@
 
 One stack with 2 workers: an L2G-like table (`datasets synth-l2g`, 53
 features, five chromosome-partitioned XGBoost models of 100 trees of depth 5),
-one SHAP job over every row with the study, locus and gene as ids, then
-`genejobs serve`; each page is fetched 5 times and the median printed.
+one SHAP job over every row with the study, locus and gene as ids (and, with
+`--groups`, the table's feature groups), then `genejobs serve`; each page is
+fetched 5 times, and the first time and the median are printed. The server
+computes a finished job's first pages ahead (cli/explorer/summaries.py): the
+first fetch of the job's page may still wait for that.
 
-    .venv/bin/python bench/bench_explorer.py --rows 323604
+    .venv/bin/python bench/bench_explorer.py --rows 323604 [--groups]
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_importance import free_port, genejobs, local_stack  # noqa: E402
 
 
-def fetch_median(url: str, repeats: int = 5) -> float:
+def fetch_times(url: str, repeats: int = 5) -> tuple[float, float]:
+    """Seconds to fetch `url`: the first time, and the median of `repeats` times."""
     seconds = []
     for _ in range(repeats):
         started = time.perf_counter()
         with urllib.request.urlopen(url, timeout=120) as response:
             response.read()
         seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
+    return seconds[0], statistics.median(seconds)
 
 
 def main() -> None:
@@ -39,6 +43,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=323_604)
+    parser.add_argument(
+        "--groups", action="store_true", help="run the SHAP job with the feature groups"
+    )
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="genejobs-bench-explorer-")
     with tmp, local_stack(Path(tmp.name), workers=2):
@@ -47,10 +54,11 @@ def main() -> None:
             "datasets", "synth-l2g", "--rows", str(args.rows), "--out", str(home / "l2g.parquet"),
             "--train-models", str(home / "models"), "--trees", "100", "--depth", "5",
         )  # fmt: skip
+        groups = ["--groups", str(home / "l2g.groups.tsv")] if args.groups else []
         out = genejobs(
             "shap", "run", str(home / "l2g.parquet"), "--partition-col", "chrom",
             "--manifest", str(home / "models" / "models.tsv"),
-            "--id-cols", "study_id,locus_id,gene_id", "--wait",
+            "--id-cols", "study_id,locus_id,gene_id", *groups, "--wait",
         ).stdout  # fmt: skip
         job = out.split("job ")[1].split(":")[0]
         catalog = home / "views" / "genejobs.duckdb"
@@ -88,9 +96,12 @@ def main() -> None:
                 "search a gene id": f"/job/{job}?q={gene}",
                 "one prediction and its locus": f"/shap/{job}/row/{row_id}",
             }
-            print(f"explorer on a SHAP job of {args.rows} rows x 53 features (median of 5)")
+            grouped = ", feature groups" if args.groups else ""
+            print(f"explorer on a SHAP job of {args.rows} rows x 53 features{grouped}")
+            print(f"  {'page':36s} {'first':>9s} {'median of 5':>12s}")
             for name, path in pages.items():
-                print(f"  {name:36s} {fetch_median(base + path) * 1000:6.0f} ms")
+                first, median = fetch_times(base + path)
+                print(f"  {name:36s} {first * 1000:6.0f} ms {median * 1000:9.0f} ms")
         finally:
             server.terminate()
             server.wait(timeout=10)

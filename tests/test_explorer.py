@@ -1,10 +1,13 @@
 """The explorer in a real headless browser (Debian's chromium): pages load, a search finds a
-prediction, and what a person reads is on the page. Screenshots land in the test's folder
-(and in $GENEJOBS_SCREENSHOTS when set)."""
+prediction, plots are drawn, hovering a plot's bar shows its gene's or feature's value, and what
+a person reads is on the page. Screenshots land in the test's folder (and in
+$GENEJOBS_SCREENSHOTS when set)."""
 
 from __future__ import annotations
 
+import asyncio
 import html
+import json
 import os
 import re
 import shutil
@@ -123,6 +126,74 @@ def browse(url: str, shot: Path) -> str:
     return dom
 
 
+def hover(url: str, plot: str, shot: Path, mark: int = 0) -> str:
+    """Load `url` in headless chromium, move the mouse onto the `mark`-th bar or dot of the plot
+    whose aria-label starts with `plot`, and return the text of the label plotly.js shows; save
+    a screenshot with the label. Driven by the DevTools protocol (a real mouse event)."""
+    with subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--remote-debugging-port=0", "--remote-allow-origins=*", "--window-size=1280,2400",
+         f"--user-data-dir={shot.parent / 'chromium-profile'}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    ) as browser:  # fmt: skip
+        try:
+            for line in browser.stderr:
+                if line.startswith("DevTools listening on "):
+                    port = int(line.split(":")[2].split("/")[0])
+                    break
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+                page = next(t for t in json.load(r) if t["type"] == "page")
+            return asyncio.run(_hover(page["webSocketDebuggerUrl"], url, plot, shot, mark))
+        finally:
+            browser.terminate()
+
+
+async def _hover(socket: str, url: str, plot: str, shot: Path, mark: int) -> str:
+    from tornado.websocket import websocket_connect
+
+    connection = await websocket_connect(socket, max_message_size=50 * 2**20)
+    calls = iter(range(1, 1_000_000))
+
+    async def call(method: str, **params):
+        number = next(calls)
+        await connection.write_message(json.dumps({"id": number, "method": method,
+                                                   "params": params}))  # fmt: skip
+        while True:  # events come in between; the reply has the call's id
+            reply = json.loads(await connection.read_message())
+            if reply.get("id") == number:
+                return reply["result"]
+
+    async def evaluate(expression: str, what: str, timeout: float = 30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = await call("Runtime.evaluate", expression=expression, returnByValue=True)
+            if found["result"].get("value"):
+                return found["result"]["value"]
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{what} did not appear on {url}")
+
+    figure = f"[...document.querySelectorAll('figure.plot')].find(f => " \
+        f"f.getAttribute('aria-label').startsWith({json.dumps(plot)}))"  # fmt: skip
+    await call("Page.navigate", url=url)
+    x, y = await evaluate(
+        f"(() => {{ const marks = {figure}?.querySelectorAll('.point') || []; "
+        f"if (marks.length <= {mark}) return null; "
+        f"const box = marks[{mark}].getBoundingClientRect(); "
+        "return [box.x + box.width / 2, box.y + box.height / 2]; })()",
+        f"the plot {plot!r}",
+    )
+    await call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+    label = await evaluate(f"{figure}.querySelector('.hoverlayer').textContent", "a hover label")
+    screenshot = await call("Page.captureScreenshot", format="png")
+    shot.write_bytes(__import__("base64").b64decode(screenshot["data"]))
+    if os.environ.get("GENEJOBS_SCREENSHOTS"):
+        target = Path(os.environ["GENEJOBS_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, target / shot.name)
+    connection.close()
+    return label
+
+
 def test_the_jobs_page_lists_every_job_with_live_progress(explorer):
     started = time.monotonic()
     dom = browse(explorer["base"] + "/", explorer["folder"] / "jobs.png")
@@ -221,10 +292,16 @@ def test_an_importance_scope_shows_pooled_counts_and_reduced_datasets(explorer):
     assert "tissue-explored" in dom
 
 
-def _svg(dom: str, label: str) -> str:
-    """The inline SVG whose aria-label starts with `label`."""
+def _plot(dom: str, label: str) -> str:
+    """The drawn plot (figure) whose aria-label starts with `label`, without its JSON."""
     start = dom.index(f'aria-label="{label}')
-    return dom[start : dom.index("</svg>", start)]
+    drawn = dom[start : dom.index("</figure>", start)]
+    return re.sub(r"<script\b.*?</script>", "", drawn, flags=re.S)
+
+
+def _marks(plot: str) -> int:
+    """The dots (or bars) plotly.js drew in a plot."""
+    return len(re.findall(r'<(?:path|g) class="point[ "]', plot))
 
 
 def test_shap_plots_beeswarm_presence_and_dependence(explorer):
@@ -239,22 +316,52 @@ def test_shap_plots_beeswarm_presence_and_dependence(explorer):
             "f.feature LIMIT 15"
         )
     ]
-    swarm = _svg(dom, "SHAP values of 1,000 sampled predictions (overall)")
+    swarm = _plot(dom, "SHAP values of 1,000 sampled predictions (overall)")
     # One dot per sampled prediction and feature, the features in the bars' order.
-    assert swarm.count("<circle") == min(rows, 1000) * 15
+    assert _marks(swarm) == min(rows, 1000) * 15
     labels = [swarm.index(f">{feature}</text>") for feature in order]
     assert labels == sorted(labels)
     assert "log-odds" in swarm and "absent" in swarm
-    present = _svg(dom, "mean SHAP when the feature is present and when absent (all models)")
+    present = _plot(dom, "mean SHAP when the feature is present and when absent (all models)")
     assert "when present" in present and "present in " in present
     feature = order[0]
     dom = browse(
         f"{explorer['base']}/job/{job}?feature={feature}", explorer["folder"] / "dependence.png"
     )
-    scatter = _svg(dom, f"{feature}: SHAP against its value")
-    assert scatter.count("<circle") == min(rows, 2000)
+    scatter = _plot(dom, f"{feature}: SHAP against its value")
+    assert _marks(scatter) == min(rows, 2000)
     gone = browse(f"{explorer['base']}/job/{job}?feature=no_such", explorer["folder"] / "x.png")
     assert "no feature 'no_such'" in gone
+
+
+def test_hovering_a_genes_bar_shows_its_name_and_count(explorer):
+    job = explorer["importance"]
+    gene, fits = sql(
+        f"SELECT gene, count(*) FROM importances WHERE job_id = '{job}' AND rank <= 20 "
+        "GROUP BY gene ORDER BY count(*) DESC, avg(importance) DESC, gene LIMIT 1"
+    )[0]
+    label = hover(
+        f"{explorer['base']}/job/{job}", "Fraction of the 8 fits with the gene in their top 20",
+        explorer["folder"] / "hover_gene.png",
+    )  # fmt: skip
+    assert label.startswith(gene), label
+    assert f"selected in {fits} of 8 fits: fraction {fits / 8:.4g}" in label, label
+    assert "95% interval" in label and "mean rank" in label, label
+
+
+def test_hovering_a_features_bar_shows_its_mean_absolute_shap(explorer):
+    job = explorer["shap"]
+    feature, value = sql(
+        f"SELECT f.feature, avg(abs(v.shap)) FROM shap_values v "
+        f"JOIN shap_features f USING (job_id, feature_id) WHERE v.job_id = '{job}' "
+        "GROUP BY f.feature ORDER BY avg(abs(v.shap)) DESC, f.feature LIMIT 2"
+    )[1]  # the second bar: not only the first is labelled right
+    label = hover(
+        f"{explorer['base']}/job/{job}", "Mean |SHAP| of the top 20 features (overall)",
+        explorer["folder"] / "hover_feature.png", mark=1,
+    )  # fmt: skip
+    assert label.startswith(feature), label
+    assert f"mean |SHAP| {value:.4g} (log-odds)" in label, label
 
 
 def test_a_multiclass_shap_job_names_its_classes(explorer):
@@ -411,3 +518,36 @@ def test_the_jobs_page_shows_each_jobs_status_and_cancelled_units(explorer, tiss
     page = fetch(f"{explorer['base']}/job/{job_id}")[1]
     assert f"cancelled: {counts.get('done', 0)} done" in page
     assert f"0 pending, {cancelled} cancelled" in page
+
+
+def test_a_jobs_summaries_are_computed_once_and_again_when_its_rows_grow():
+    import threading
+
+    import duckdb
+
+    from genejobs.cli.explorer.summaries import Summaries
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE shap_rows AS SELECT 'shap-a' AS job_id FROM range(3)")
+    kept, calls = Summaries(keep=2), []
+
+    def compute():
+        calls.append(1)
+        time.sleep(0.2)  # long enough for both threads to ask before it is kept
+        return len(calls)
+
+    key = ("shap-a", kept.of(con, "shap-a").rows, "global")
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(kept.get(key, compute)))
+               for _ in range(2)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [1, 1] and len(calls) == 1  # the second asker waited for the first
+    assert kept.get(key, compute) == 1 and len(calls) == 1
+    con.execute("INSERT INTO shap_rows VALUES ('shap-a')")  # a shard landed: 4 rows
+    assert kept.of(con, "shap-a").rows == 4 and key[1] == 3
+    assert kept.get(("shap-a", 4, "global"), compute) == 2
+    kept.get(("shap-b", 1, "global"), compute)  # a third summary: the oldest one goes
+    assert kept.get(key, compute) == 4

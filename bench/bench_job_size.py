@@ -32,7 +32,7 @@ from genejobs import api  # noqa: E402
 from genejobs.config import settings  # noqa: E402
 from genejobs.errors import InputError  # noqa: E402
 from genejobs.worker import inbox  # noqa: E402
-from genejobs.worker.stack import recorded  # noqa: E402
+from genejobs.worker.processes import recorded  # noqa: E402
 
 TISSUE = Path(__file__).resolve().parents[1] / "tests" / "data" / "tissue_gene_expression.csv.gz"
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from urllib.parse import quote
@@ -28,7 +29,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.fixture(scope="module")
 def explorer(tissue, tmp_path_factory):
-    """An importance job, a SHAP job, and `genejobs serve` on a free port."""
+    """An importance job, two SHAP jobs over one table (two model releases), a search, a
+    multiclass SHAP job, and `genejobs serve` on a free port."""
     if CHROMIUM is None:
         pytest.fail("the explorer tests need Debian's chromium (`apt-get install chromium`)")
     folder = tmp_path_factory.mktemp("explorer")
@@ -36,13 +38,17 @@ def explorer(tissue, tmp_path_factory):
     frame = synth_l2g.table(300, seed=4)
     frame.to_csv(folder / "table.csv", index=False)
     synth_l2g.train_models(frame, folder / "models", trees=3, depth=2)
+    synth_l2g.train_models(frame, folder / "models-b", trees=6, depth=3, seed=8)  # the next one
     synth_l2g.write_groups(folder / "groups.tsv")
-    shap = run(
-        "shap", "run", str(folder / "table.csv"), "--partition-col", "chrom",
-        "--manifest", str(folder / "models" / "models.tsv"),
-        "--id-cols", "study_id,locus_id,gene_id", "--groups", str(folder / "groups.tsv"),
-        "--wait",
-    ).output  # fmt: skip
+    shap, shap_b = [
+        run(
+            "shap", "run", str(folder / "table.csv"), "--partition-col", "chrom",
+            "--manifest", str(folder / models / "models.tsv"),
+            "--id-cols", "study_id,locus_id,gene_id", "--groups", str(folder / "groups.tsv"),
+            "--wait",
+        ).output
+        for models in ("models", "models-b")
+    ]  # fmt: skip
     search = run(
         "search", tissue, "--models", "lr,dt", "--folds", "2", "--wait", "--format", "json"
     ).stdout
@@ -56,6 +62,7 @@ def explorer(tissue, tmp_path_factory):
     jobs = {
         "importance": importance.split()[1].rstrip(":"),
         "shap": shap.split("job ")[1].split(":")[0],
+        "shap_b": shap_b.split("job ")[1].split(":")[0],
         "search": job_of,
         "tree": tree_job,
         "multiclass": multi.split("job ")[1].split(":")[0],
@@ -304,6 +311,13 @@ def _marks(plot: str) -> int:
     return len(re.findall(r'<(?:path|g) class="point[ "]', plot))
 
 
+def _spec(dom: str, label: str) -> dict:
+    """The plotly figure (data, layout) of the plot whose aria-label starts with `label`."""
+    start = dom.index(f'aria-label="{label}')
+    found = re.search(r'<script type="application/json">(.*?)</script>', dom[start:], re.S)
+    return json.loads(found[1])
+
+
 def test_shap_plots_beeswarm_presence_and_dependence(explorer):
     job = explorer["shap"]
     dom = browse(f"{explorer['base']}/job/{job}", explorer["folder"] / "shap_plots.png")
@@ -316,22 +330,148 @@ def test_shap_plots_beeswarm_presence_and_dependence(explorer):
             "f.feature LIMIT 15"
         )
     ]
-    swarm = _plot(dom, "SHAP values of 1,000 sampled predictions (overall)")
-    # One dot per sampled prediction and feature, the features in the bars' order.
-    assert _marks(swarm) == min(rows, 1000) * 15
+    title = f"SHAP values of every prediction, {rows:,} rows, binned (overall)"
+    swarm = _plot(dom, title)
+    # Every prediction is counted: each feature's bins (with a value above its line, without
+    # below) add up to the job's rows, and the features come in the bars' order.
+    counted: dict[str, int] = {}
+    for trace in _spec(dom, title)["data"]:
+        for bin_ in trace.get("customdata") or []:
+            counted[html.unescape(bin_[0])] = counted.get(html.unescape(bin_[0]), 0) + bin_[2]
+    assert counted == dict.fromkeys(order, rows)
+    assert _marks(swarm) >= 15
     labels = [swarm.index(f">{feature}</text>") for feature in order]
     assert labels == sorted(labels)
-    assert "log-odds" in swarm and "absent" in swarm
+    assert "log-odds" in swarm and "no value (below the line)" in swarm and "value level" in swarm
+    assert "Every prediction is counted, in bins of its SHAP value" in dom
     present = _plot(dom, "mean SHAP when the feature is present and when absent (all models)")
     assert "when present" in present and "present in " in present
-    feature = order[0]
+    # A feature absent from some rows: its dependence plot has both panels.
+    sometimes = {f for (f,) in sql(
+        f"SELECT f.feature FROM shap_values v JOIN shap_features f USING (job_id, feature_id) "
+        f"WHERE v.job_id = '{job}' GROUP BY 1 HAVING bool_or(NOT v.present)")}  # fmt: skip
+    feature = next(f for f in order if f in sometimes)
     dom = browse(
         f"{explorer['base']}/job/{job}?feature={feature}", explorer["folder"] / "dependence.png"
     )
-    scatter = _plot(dom, f"{feature}: SHAP against its value")
-    assert _marks(scatter) == min(rows, 2000)
+    title = f"{feature}: SHAP against its value, {rows:,} rows, binned (all models)"
+    heat = _plot(dom, title)
+    assert "rows without a value" in heat and "predictions" in heat
+    spec = _spec(dom, title)
+    cells = sum(c for line in spec["data"][0]["customdata"] for c in line if c)
+    absent = sum(spec["data"][1]["x"])
+    expected = sql(
+        f"SELECT count(*) FILTER (WHERE v.present AND v.value IS NOT NULL), "
+        f"count(*) FILTER (WHERE NOT (v.present AND v.value IS NOT NULL)) FROM shap_values v "
+        f"JOIN shap_features f USING (job_id, feature_id) "
+        f"WHERE v.job_id = '{job}' AND f.feature = '{feature}'"
+    )[0]
+    assert (cells, absent) == expected and cells + absent == rows
     gone = browse(f"{explorer['base']}/job/{job}?feature=no_such", explorer["folder"] / "x.png")
     assert "no feature 'no_such'" in gone
+
+
+def test_hovering_a_beeswarm_bin_shows_its_range_rows_and_value_level(explorer):
+    job = explorer["shap"]
+    url = f"{explorer['base']}/job/{job}"
+    label = hover(url, "SHAP values of every prediction", explorer["folder"] / "hover_beeswarm.png")
+    # The first bin drawn: the top feature's lowest SHAP bin of predictions with a value.
+    feature, span, _, rows, absent, level = _spec(fetch(url)[1], "SHAP values of every prediction")[
+        "data"
+    ][0]["customdata"][0]
+    assert label == (
+        f"{html.unescape(feature)}SHAP {span}{rows} predictions, {absent} without a value"
+        f"value level {level} (0: 1st percentile, 1: 99th)"
+    ), label  # textContent: the label's lines without their breaks
+
+
+def _adds_up(dom: str) -> tuple[float, float, float]:
+    """A comparison page's output difference, base difference and sum of feature differences."""
+    found = re.search(
+        r'class="adds-up" data-output="([^"]+)" data-base="([^"]+)" data-features="([^"]+)"', dom
+    )
+    assert found, dom[-2000:]
+    return float(found[1]), float(found[2]), float(found[3])
+
+
+def test_a_candidates_link_opens_the_pair_view_whose_numbers_add_up(explorer):
+    from genejobs import api
+
+    job = explorer["shap"]
+    key, row_id = sql(
+        f"SELECT row_key, row_id FROM shap_rows WHERE job_id = '{job}' ORDER BY output DESC LIMIT 1"
+    )[0]
+    row = browse(
+        f"{explorer['base']}/shap/{job}/row/{row_id}", explorer["folder"] / "candidates.png"
+    )
+    links = re.findall(r'<a class="pair" href="([^"]+)">why ◀ above this one</a>', row)
+    candidates = sql(
+        f"SELECT count(*) FROM shap_rows WHERE job_id = '{job}' "
+        f"AND starts_with(row_key, '{key.rsplit('|', 1)[0]}|')"
+    )[0][0]
+    assert len(links) == candidates - 1 >= 1  # every other gene of the locus, none for itself
+    link = html.unescape(links[0])
+    other = re.search(r"&b=([^&]+)", link)[1]
+    dom = browse(explorer["base"] + link, explorer["folder"] / "pair.png")
+    other = urllib.parse.unquote(other)
+    assert f"Why {key} ranks above {other}" in dom
+    expected = api.shap_pair(job, key, other)
+    output, base, features = _adds_up(dom)
+    assert abs(output - expected["output_difference"]) < 1e-9
+    assert abs(base - expected["base_difference"]) < 1e-9
+    assert abs(features - expected["features"]["difference"].sum()) < 1e-9
+    assert abs(output - (base + features)) < 1e-3  # SHAP values add up (to 1e-3 per row)
+    top = expected["features"].iloc[0]
+    plot = _plot(dom, "Per feature: SHAP of A − SHAP of B")
+    assert f">{top['feature']}</text>" in plot and f"{top['difference']:+.4g}" in plot
+    groups = _plot(dom, "Per feature group: SHAP sums, A − B")
+    assert all(f">{g}</text>" in groups for g in expected["groups"]["group"])
+    label = hover(
+        explorer["base"] + link, "Per feature: SHAP of A", explorer["folder"] / "hover_pair.png"
+    )  # the first bar: the feature that separates them most
+    assert label.startswith(top["feature"]) and "value: A " in label, label
+    assert f"SHAP: A {top['shap_a']:+.4g}, B {top['shap_b']:+.4g}" in label, label
+    assert f"SHAP A − B: {top['difference']:+.4g}" in label, label
+
+
+def test_two_shap_jobs_compared_row_by_row_and_feature_by_feature(explorer):
+    from genejobs import api
+
+    a, b = explorer["shap"], explorer["shap_b"]
+    page = browse(f"{explorer['base']}/job/{a}", explorer["folder"] / "compare_link.png")
+    assert f'href="/compare?a={a}&amp;b={b}">compare with {b}</a>' in page
+    dom = browse(f"{explorer['base']}/compare?a={a}&b={b}", explorer["folder"] / "compare.png")
+    expected = api.shap_compare(a, b)
+    summary = expected["summary"]
+    assert f"<b>{summary['matched']:,}</b> rows matched by study_id, locus_id, gene_id" in dom
+    assert "0 only in A, 0 only in B" in dom
+    table = dom[dom.index('<table class="moves">') :]
+    shown = re.findall(
+        r'<tr><td><a href="([^"]+)">([^<]+)</a></td><td class="n">[^<]*</td>'
+        r'<td class="n">[^<]*</td><td class="n">([^<]+)</td>',
+        table[: table.index("</table>")],
+    )
+    moves = expected["moves"]
+    assert [k for _, k, _ in shown] == list(moves["row_key"])
+    assert [m for _, _, m in shown] == [f"{m:+.4g}" for m in moves["move"]]
+    ranked = _spec(dom, "Global ranking in each job")
+    assert [t["name"] for t in ranked["data"]] == [f"A {a}", f"B {b}"]
+    top = expected["features"].iloc[0]
+    moved = _plot(dom, "Per feature: how far its SHAP moved, B − A")
+    assert f">{top['feature']}</text>" in moved
+    assert _plot(dom, "Per feature group: how far its SHAP sum moved")
+    # A moved row's link opens its move view: what moved that prediction, adding up.
+    link, key, _ = shown[0]
+    view = browse(explorer["base"] + html.unescape(link), explorer["folder"] / "move.png")
+    assert f"What moved {key} from {a} to {b}" in view
+    one = api.shap_move(a, b, key)
+    output, base, features = _adds_up(view)
+    assert abs(output - (one["output_b"] - one["output_a"])) < 1e-9
+    assert abs(output - moves["move"].iloc[0]) < 1e-9
+    assert abs(base - one["base_move"]) < 1e-9
+    assert abs(features - one["features"]["move"].sum()) < 1e-9
+    first = one["features"].iloc[0]
+    assert f">{first['feature']}</text>" in _plot(view, "Per feature: SHAP in B − SHAP in A")
 
 
 def test_hovering_a_genes_bar_shows_its_name_and_count(explorer):
@@ -393,7 +533,9 @@ def test_a_multiclass_shap_job_names_its_classes(explorer):
         f"{explorer['base']}/job/{job}?class={tissues[2]}", explorer["folder"] / "class.png"
     )
     assert f"Global contribution (overall, class 2 ({tissues[2]}))" in chosen
-    assert f"SHAP values of 1,000 sampled predictions (overall, class 2 ({tissues[2]}))" in chosen
+    rows = sql(f"SELECT count(*) FROM shap_rows WHERE job_id = '{job}' AND class = 2")[0][0]
+    swarm = f"SHAP values of every prediction, {rows:,} rows, binned (overall, class 2"
+    assert f"{swarm} ({tissues[2]}))" in chosen
     assert f"present and when absent (all models, class 2 ({tissues[2]}))" in chosen
     # The SHAP job says which run it explains; the importance job links to the SHAP job.
     assert f'href="/job/{explorer["tree"]}"' in chosen
@@ -445,6 +587,46 @@ def test_a_bad_parameter_is_a_400_line_that_names_it_and_logs_no_traceback(explo
         assert says in shown and quoting in shown, (path, shown)
     # The same parameters, well formed, still work; a blank one is its default.
     for path in (f"/job/{importance}?top=5", f"/job/{importance}?top=", f"/job/{shap}?by=model"):
+        assert fetch(base + path)[0] == 200, path
+    log = explorer["log"].read_text(errors="replace")
+    assert "Traceback" not in log and not re.search(r"^500 ", log, re.M), log[-3000:]
+
+
+def test_pair_and_compare_refuse_bad_parameters_with_one_line(explorer):
+    base, shap, shap_b, multi = (
+        explorer["base"], explorer["shap"], explorer["shap_b"], explorer["multiclass"]
+    )  # fmt: skip
+    key = quote(
+        sql(f"SELECT row_key FROM shap_rows WHERE job_id = '{shap}' AND source_row = 1")[0][0]
+    )
+    pair = f"/job/{shap}/pair"
+    bad = {
+        f"{pair}?a={key}": (400, "b: required, a prediction's key", "or row number"),
+        f"{pair}?b={key}": (400, "a: required", ""),
+        f"{pair}?a={key}&b={key}": (400, "compare two different predictions", ""),
+        f"{pair}?a=no_such&b={key}": (400, f"a: no row 'no_such' in SHAP job {shap}", ""),
+        f"{pair}?a={key}&b=7777777": (400, f"b: no row '7777777' in SHAP job {shap}", ""),
+        f"{pair}?a={key}&b=0&top=3": (400, "unknown parameter 'top'", "takes a, b, class"),
+        f"{pair}?a={key}&b=0&class=9": (400, "no class 9 in SHAP job", "classes are 1"),
+        f"/job/{multi}/pair?a=0&b=1": (400, "class: SHAP job", "choose one with ?class="),
+        "/job/shap-none/pair?a=0&b=1": (404, "unknown SHAP job 'shap-none'", ""),
+        f"/compare?a={shap}": (400, "b: required, a SHAP job's id", ""),
+        f"/compare?a={shap}&b=a%2Fb": (400, "b: a SHAP job's id, not 'a/b'", ""),
+        f"/compare?a={shap}&b={shap}": (400, "compare two different SHAP jobs", ""),
+        f"/compare?a={shap}&b=shap-none": (404, "unknown SHAP job 'shap-none'", ""),
+        f"/compare?a={shap}&b={multi}&class=1": (400, "different id columns", "cannot be matched"),
+        f"/compare?a={shap}&b={multi}": (400, f"class: SHAP job {multi} explains several", ""),
+        f"/compare?a={shap}&b={shap_b}&top=0": (400, "top: a whole number from 1 to 1000", "'0'"),
+        f"/compare?a={shap}&b={shap_b}&row=no_such": (400, "row: no row 'no_such'", shap),
+        f"/compare?a={shap}&b={shap_b}&x=1": (400, "unknown parameter 'x'", "takes a, b, row"),
+    }
+    for path, (code, says, quoting) in bad.items():
+        status, page = fetch(base + path)
+        assert status == code, (path, status, page[-400:])
+        line = re.search(r"<h1>(?:Cannot show this|Not found)</h1>\n<p>(.*)</p>", page)
+        shown = html.unescape(line[1]) if line else page
+        assert says in shown and quoting in shown, (path, shown)
+    for path in (f"{pair}?a={key}&b=0", f"/compare?a={shap}&b={shap_b}&top=3"):
         assert fetch(base + path)[0] == 200, path
     log = explorer["log"].read_text(errors="replace")
     assert "Traceback" not in log and not re.search(r"^500 ", log, re.M), log[-3000:]
@@ -551,3 +733,26 @@ def test_a_jobs_summaries_are_computed_once_and_again_when_its_rows_grow():
     assert kept.get(("shap-a", 4, "global"), compute) == 2
     kept.get(("shap-b", 1, "global"), compute)  # a third summary: the oldest one goes
     assert kept.get(key, compute) == 4
+
+
+def test_a_slow_summary_is_computed_on_a_thread_while_its_page_says_so():
+    from genejobs.cli.explorer.summaries import Summaries
+    from genejobs.errors import InputError
+
+    kept, calls = Summaries(), []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.6)
+        return "compared"
+
+    assert kept.soon(("compare", "a", "b"), slow, 0.05) is None  # not ready: the thread goes on
+    assert kept.soon(("compare", "a", "b"), slow, 0.05) is None  # asked again: no second thread
+    assert kept.soon(("compare", "a", "b"), slow, 2) == "compared" and len(calls) == 1
+    assert kept.soon(("compare", "a", "b"), slow, 0) == "compared"  # kept
+
+    def refused():
+        raise InputError("compare two different SHAP jobs")
+
+    with pytest.raises(InputError, match="compare two different"):  # a quick refusal: its line
+        kept.soon(("compare", "a", "a"), refused, 2)

@@ -1,12 +1,12 @@
 """The explorer's web server: Tornado (which Flower runs on) routes each path to a page.
 
-Each request opens a read-only connection of its own to the views
-(`$GENEJOBS_HOME/views/genejobs.duckdb`, see storage.views), so a page never
-waits for the writer and never makes it wait; live progress comes from Redis
-(worker.inbox). Pages render Jinja2 templates with autoescaping; a bad query
-parameter or an unknown job is a page of one line (400, 404), never a server
-error. The script, the style sheet and plotly.js are served from installed
-files: the pages need no internet.
+Each request opens a read-only connection of its own to the views (views.py),
+so a page never waits for the writer and never makes it wait, and builds its
+page on a thread, so that one page waiting for a summary holds up no other;
+live progress comes from Redis (worker.inbox). Pages render Jinja2 templates
+with autoescaping; a bad query parameter or an unknown job is a page of one
+line (400, 404), never a server error. The script, the style sheet and
+plotly.js are served from installed files: the pages need no internet.
 """
 
 from __future__ import annotations
@@ -17,27 +17,16 @@ from pathlib import Path
 
 import tornado.web
 
-from genejobs.cli.explorer import figures, pages, shap_pages
-from genejobs.cli.explorer.params import JobQuery, Page, shown
-from genejobs.cli.explorer.summaries import Warmer
+from genejobs.cli.explorer import compare_pages, figures, pages, shap_pages
+from genejobs.cli.explorer.params import MOVES_SHOWN, JobQuery, Page, shown
+from genejobs.cli.explorer.summaries import KEPT, Warmer
+from genejobs.cli.explorer.views import views_connection
 from genejobs.errors import GenejobsError, InputError, NotFoundError
+from genejobs.storage import shap_queries
 
 HERE = Path(__file__).parent
 PROGRESS_IDS = 500  # jobs one /api/progress call asks Redis about
 WARM_SECONDS = 5.0  # how often the server looks for SHAP jobs that finished
-
-
-def views_connection():
-    """A read-only connection to the views' catalog; a one-line error until the writer made it."""
-    import duckdb
-
-    from genejobs.config import settings
-    from genejobs.storage.views import CATALOG
-
-    path = settings().views_dir / CATALOG
-    if not path.exists():
-        raise GenejobsError(f"no views at {path} yet; start the stack with `genejobs up`")
-    return duckdb.connect(str(path), read_only=True)
 
 
 def _blank(value) -> bool:
@@ -76,11 +65,13 @@ class PageHandler(tornado.web.RequestHandler):
     def initialize(self, build):
         self.build = build
 
-    def get(self, *path_args):
+    async def get(self, *path_args):
+        from tornado.ioloop import IOLoop
+
         try:
             query = self.query()
-            with views_connection() as con:
-                page = self.build(con, *path_args, query)
+            # On a thread: a page that waits for a summary holds up no other page.
+            page = await IOLoop.current().run_in_executor(None, self.page, path_args, query)
         except NotFoundError as exc:
             self.set_status(404)
             page = Page("error.html", "Not found", {"message": str(exc)})
@@ -96,6 +87,10 @@ class PageHandler(tornado.web.RequestHandler):
                 **page.values,
             )
         )
+
+    def page(self, path_args: tuple, query: dict[str, str]) -> Page:
+        with views_connection() as con:
+            return self.build(con, *path_args, query)
 
     def query(self) -> dict[str, str]:
         """The query parameters (the last of a repeated one), as text."""
@@ -127,7 +122,9 @@ def make_app() -> tornado.web.Application:
         [
             page(r"/", pages.jobs_page),
             page(r"/job/([A-Za-z0-9_.-]+)", pages.job_page),
+            page(r"/job/([A-Za-z0-9_.-]+)/pair", compare_pages.pair_page),
             page(r"/shap/([A-Za-z0-9_.-]+)/row/([^/]+)", shap_pages.row_page),
+            page(r"/compare", compare_pages.compare_page),
             page(r"/scope/([^/]+)/([A-Za-z0-9_]+)", pages.scope_page),
             (r"/api/progress", ProgressHandler),
             # `?v=` makes browsers keep it: it changes only with the plotly package.
@@ -145,10 +142,20 @@ def warm_shap_pages(con, job_id: str) -> None:
         shap_pages.shap_values(con, job_id, query)
 
 
+def warm_comparison(con, job_id: str) -> None:
+    """Compare a SHAP job with the SHAP job over the same id columns just before it (its
+    previous release): the comparison stays kept."""
+    if shap_queries.job_outputs(con, job_id) > 1:
+        return  # a comparison of multiclass jobs is of one class, chosen on the page
+    older = [o["job_id"] for o in shap_pages.comparable(con, job_id, None) if o["older"]]
+    if older:
+        KEPT.compare(con, older[-1], job_id, None, MOVES_SHOWN)
+
+
 def start_warming(every_seconds: float = WARM_SECONDS) -> None:
     """Compute finished SHAP jobs' first pages ahead, now and every few seconds (see summaries)."""
     from tornado.ioloop import IOLoop, PeriodicCallback
 
-    warmer = Warmer(views_connection, warm_shap_pages)
+    warmer = Warmer(views_connection, warm_shap_pages, warm_comparison)
     IOLoop.current().add_callback(warmer.tick)
     PeriodicCallback(warmer.tick, every_seconds * 1000).start()

@@ -6,7 +6,8 @@ plotly.js that the `plotly` package installs (served by the explorer itself,
 so the pages work offline). The numbers a hover shows are formatted here, as
 the tables beside the plots write them. Names reach plotly as HTML-escaped
 text: plotly reads its labels as a small HTML dialect. The SHAP pages' own
-figures (beeswarm, presence, dependence, waterfall) are in shap_figures.
+figures (presence, waterfall) are in shap_figures, the beeswarm and the dependence
+heatmap binned over every prediction in bin_figures, the comparisons' in compare_figures.
 """
 
 from __future__ import annotations
@@ -85,13 +86,8 @@ def rows_axis(labels: list[str]) -> dict:
         "range": [len(labels) - 0.5, -0.5],
         "showgrid": False,
         "zeroline": False,
+        "automargin": True,  # a long name widens the left margin rather than being cut
     }
-
-
-def rounded(values: np.ndarray, span: float) -> list[float]:
-    """Values to a ten-thousandth of the axis' span: what a plot can show, half the bytes."""
-    decimals = int(np.clip(np.ceil(-np.log10((span or 1.0) / 10_000)), 0, 15))
-    return np.round(values.astype(float), decimals).tolist()
 
 
 def gene_counts(counts: pd.DataFrame, total: int, title: str) -> Figure:

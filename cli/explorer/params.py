@@ -15,12 +15,17 @@ from genejobs.errors import InputError
 TOP_MAX = 10_000  # genes in each fit's top K: more than any panel has
 TEXT_MAX = 200  # a search or a feature name; a longer one is a mistake
 ROW_ID_MAX = 2**31 - 1  # shap_rows.row_id is an INTEGER
+MOVES_MAX = 1000  # rows of a comparison's "moved most" table
+MOVES_SHOWN = 20  # ... unless `?top=` asks for more or fewer
+JOB_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # the characters of a job id (the routes' too)
 
 # The parameters each kind of job's page takes; any other is refused.
 JOB_PARAMETERS = {
     "importance": ("top",),
     "shap": ("q", "feature", "class", "by"),
 }
+PAIR_PARAMETERS = ("a", "b", "class")
+COMPARE_PARAMETERS = ("a", "b", "row", "class", "top")
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,63 @@ def job_query(kind: str, query: dict[str, str]) -> JobQuery:
         feature=_text(query, "feature"),
         class_label=query.get("class", "").strip() or None,
         by_model=by == "model",
+    )
+
+
+@dataclass(frozen=True)
+class PairQuery:
+    """A pair view's parameters: two predictions of one job (key or row number) and a class."""
+
+    row_a: str
+    row_b: str
+    class_label: str | None = None
+
+
+@dataclass(frozen=True)
+class CompareQuery:
+    """A comparison's parameters: two SHAP jobs, one row (its move view) or none, a class."""
+
+    job_a: str
+    job_b: str
+    row: str | None = None
+    class_label: str | None = None
+    top: int = MOVES_SHOWN
+
+
+def _required(query: dict[str, str], name: str, what: str) -> str:
+    text = _text(query, name)
+    if not text:
+        raise InputError(f"{name}: required, {what}")
+    return text
+
+
+def pair_query(query: dict[str, str]) -> PairQuery:
+    """A pair view's parameters, checked: `a` and `b` name two predictions."""
+    takes_only(query, PAIR_PARAMETERS, "a pair view")
+    what = "a prediction's key (its id columns joined with '|') or row number"
+    return PairQuery(
+        row_a=_required(query, "a", what),
+        row_b=_required(query, "b", what),
+        class_label=query.get("class", "").strip() or None,
+    )
+
+
+def compare_query(query: dict[str, str]) -> CompareQuery:
+    """A comparison's parameters, checked: `a` and `b` are SHAP job ids."""
+    takes_only(query, COMPARE_PARAMETERS, "a comparison")
+    jobs = []
+    for name in ("a", "b"):
+        job = _required(query, name, "a SHAP job's id")
+        if JOB_ID.fullmatch(job) is None:
+            raise InputError(f"{name}: a SHAP job's id, not '{shown(job)}'")
+        jobs.append(job)
+    top = query.get("top", "").strip()
+    return CompareQuery(
+        job_a=jobs[0],
+        job_b=jobs[1],
+        row=_text(query, "row") or None,
+        class_label=query.get("class", "").strip() or None,
+        top=whole_number("top", top, 1, MOVES_MAX) if top else MOVES_SHOWN,
     )
 
 

@@ -3,7 +3,10 @@
 A SHAP job's page shows its models (linked to the jobs that made them), global
 contribution overall, per model or per class as bars beside a beeswarm, its
 feature groups, contribution against presence with one feature's dependence
-(`?feature=`), and a search that finds predictions by any id column (`?q=`).
+(`?feature=`), a search that finds predictions by any id column (`?q=`), and
+the other SHAP jobs over the same id columns to compare it with (compare_pages).
+The beeswarm and the dependence plot count every prediction, in bins
+(storage.shap_bins), kept per job by summaries like the page's other aggregates.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from genejobs.cli.explorer import figures, shap_figures
+from genejobs.cli.explorer import bin_figures, figures, shap_figures
 from genejobs.cli.explorer.params import (
     ROW_ID_MAX,
     JobQuery,
@@ -28,24 +31,23 @@ from genejobs.storage import shap_queries
 from genejobs.storage.db import first
 
 SEARCH_ROWS = 50  # predictions listed for a search
-SWARM_ROWS = 1000  # sampled predictions of the beeswarm
-DEPENDENCE_ROWS = 2000  # sampled predictions of a feature's dependence plot
+SWARM_FEATURES = 15  # features of the beeswarm, largest mean |SHAP| first
+SWARM_BINS = 60  # SHAP bins of the beeswarm, one scale for its features
+DEPENDENCE_BINS = 40  # value bins and SHAP bins of a feature's dependence heatmap
 
 
 def shap_values(con, job_id: str, args: JobQuery) -> dict:
     """The values of a SHAP job's page (templates/shap.html)."""
     outputs = shap_queries.job_outputs(con, job_id)
-    klass = _class(con, job_id, args.class_label)
+    klass = chosen_class(con, job_id, args.class_label)
+    summaries = KEPT.of(con, job_id)
     dependence = None
     if args.feature:  # checked before the page's other queries: a bad one is refused at once
         try:
-            dependence = shap_queries.dependence_sample(
-                con, job_id, args.feature, DEPENDENCE_ROWS, klass
-            )
-        except NotFoundError as exc:  # a parameter's value, not a missing page
+            dependence = summaries.dependence_bins(args.feature, DEPENDENCE_BINS, klass)
+        except (InputError, NotFoundError) as exc:  # a parameter's value, not a missing page
             raise InputError(f"feature: {exc}; the presence plot links each one") from None
-    unit = _unit(con, job_id)
-    summaries = KEPT.of(con, job_id)
+    unit = unit_of(con, job_id)
     chosen = "" if klass is None else shap_queries.class_title(con, job_id, klass)
     scope = ("per model" if args.by_model else "overall") + (f", {chosen}" if chosen else "")
     every = "all models" + (f", {chosen}" if chosen else "")
@@ -64,16 +66,42 @@ def shap_values(con, job_id: str, args: JobQuery) -> dict:
         "groups": _groups(con, summaries, klass, unit),
         "feature": args.feature,
         "dependence": None,
+        "comparable": comparable(con, job_id, klass),
         **_global(con, summaries, args.by_model, klass, unit, scope),
         **_presence(summaries, klass, unit, every, outputs == 1 or klass is not None),
     }
     if dependence is not None:
-        title = f"{args.feature}: SHAP against its value, 2,000 sampled predictions ({every})"
-        values["dependence"] = shap_figures.dependence(dependence, args.feature, unit, title)
+        counted = dependence["present"] + dependence["missing"]
+        title = f"{args.feature}: SHAP against its value, {counted:,} rows, binned ({every})"
+        values["dependence"] = bin_figures.dependence(dependence, args.feature, unit, title)
     return values
 
 
-def _class(con, job_id: str, label: str | None) -> int | None:
+def comparable(con, job_id: str, klass: int | None) -> list[dict]:
+    """The other SHAP jobs whose rows are named by the same id columns, oldest first, each
+    with the link that compares the older (A) with the newer (B)."""
+    found = con.execute(
+        """SELECT o.job_id, o.source, o.n_rows,
+                  strftime(o.created_at, '%Y-%m-%d %H:%M:%S') AS created,
+                  o.created_at < j.created_at
+                      OR (o.created_at = j.created_at AND o.job_id < j.job_id) AS older
+           FROM shap_jobs o JOIN shap_jobs j ON j.job_id = ? AND o.id_cols = j.id_cols
+           WHERE o.job_id <> j.job_id ORDER BY o.created_at, o.job_id""",
+        [job_id],
+    ).df()
+    only = "" if klass is None else f"&class={klass}"
+    return [
+        {
+            **row,
+            "link": f"/compare?a={row['job_id']}&b={job_id}{only}"
+            if row["older"]
+            else f"/compare?a={job_id}&b={row['job_id']}{only}",
+        }
+        for row in found.to_dict("records")
+    ]
+
+
+def chosen_class(con, job_id: str, label: str | None) -> int | None:
     """The class `?class=` names (a label or a number), or None; a 400 line naming it if none."""
     try:
         return shap_queries.resolve_class(con, job_id, label)
@@ -103,7 +131,7 @@ def _presence(summaries: JobSummaries, klass, unit: str, every: str, plot: bool)
 
 
 def _global(con, summaries: JobSummaries, by_model: bool, klass, unit: str, scope: str) -> dict:
-    """Mean |SHAP| per feature: per model, or overall beside a beeswarm of sampled predictions."""
+    """Mean |SHAP| per feature: per model, or overall beside a beeswarm of every prediction."""
     job_id = summaries.job_id
     glob = summaries.global_importance(by_model, klass)
     if by_model:
@@ -132,10 +160,10 @@ def _global(con, summaries: JobSummaries, by_model: bool, klass, unit: str, scop
     top = pooled(glob).head(20)
     swarm = None
     if klass is not None or shap_queries.job_outputs(con, job_id) == 1:
-        features = list(top[top > 0].index[:15])
-        sample = summaries.beeswarm_sample(features, SWARM_ROWS, klass)
-        title = f"SHAP values of 1,000 sampled predictions ({scope})"
-        swarm = shap_figures.beeswarm(sample, features, unit, title)
+        bins = summaries.beeswarm_bins(SWARM_FEATURES, SWARM_BINS, klass)
+        first_feature = bins[bins["rank"] == 1]["rows"].sum() if len(bins) else 0
+        title = f"SHAP values of every prediction, {first_feature:,} rows, binned ({scope})"
+        swarm = bin_figures.beeswarm(bins, unit, title)
     title = f"Mean |SHAP| of the top {len(top)} features ({scope})"
     return {"bars": figures.bars(top, title, unit), "swarm": swarm}
 
@@ -149,7 +177,7 @@ def _groups(con, summaries: JobSummaries, klass: int | None, unit: str):
     return figures.bars(series, "Mean |SHAP| of each feature group's sum", unit)
 
 
-def _unit(con, job_id: str) -> str:
+def unit_of(con, job_id: str) -> str:
     """The unit of a job's SHAP values, when its models share one."""
     found = con.execute(
         "SELECT DISTINCT family FROM shap_models WHERE job_id = ?", [job_id]
@@ -253,8 +281,12 @@ def row_page(con, job_id: str, row: str, query: dict[str, str]) -> Page:
                ORDER BY output DESC LIMIT 50""",
             [job_id, prefix + "|", klass],
         ).df()
+        only = "" if shap_queries.job_outputs(con, job_id) == 1 else f"&class={klass}"
         values["prefix"] = prefix
-        values["candidates"] = others.to_dict("records")
+        values["candidates"] = [
+            {**c, "pair": f"/job/{job_id}/pair?a={quote(key)}&b={quote(c['row_key'])}{only}"}
+            for c in others.to_dict("records")
+        ]
     return Page("row.html", f"Prediction {key}", values)
 
 

@@ -1,8 +1,10 @@
 """What a SHAP job's page reads from every one of its values, computed once and kept.
 
 A SHAP job's page summarises all its values: mean |SHAP| per feature (and per
-model), per feature group, presence against absence, a beeswarm sample. At L2G
-size (17 million values) each of those queries reads them all, seconds in all.
+model), per feature group, presence against absence, the beeswarm's and a
+feature's dependence bins; a comparison of two jobs matches every value of
+one with the other's. At L2G size (17 million values a job) each of those
+queries reads them all, seconds in all.
 A job's values only grow while its shards land, and go only with the job
 (shap_values is insert-only); a shard's rows and values are inserted in one
 transaction (storage.shap_store), and a publication of the views holds whole
@@ -11,8 +13,10 @@ summary is still the views' answer: `of(con, job_id)` counts them
 (milliseconds: one row per prediction, where there is one value per prediction
 and feature) and gives the summaries of that count.
 
-The summaries of a finished job's first page are computed ahead, on a thread
-of their own (`Warmer`), so that even a job's first visit answers at once.
+The summaries of a finished job's first page, and its comparison with the
+SHAP job before it over the same id columns (its previous release), are
+computed ahead, on a thread of their own (`Warmer`), so that even a job's
+first visit answers at once.
 Kept frames are shared: callers must not change them.
 """
 
@@ -26,8 +30,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from genejobs.cli.explorer.views import views_connection
 from genejobs.errors import GenejobsError
-from genejobs.storage import shap_queries
+from genejobs.storage import shap_bins, shap_compare, shap_queries
 
 log = logging.getLogger("genejobs.explorer")
 
@@ -40,7 +45,7 @@ class Summaries:
 
     def __init__(self, keep: int = KEEP):
         self.keep = keep
-        self._kept: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
+        self._kept: OrderedDict[tuple, object] = OrderedDict()
         self._computing: dict[tuple, threading.Event] = {}
         self._lock = threading.Lock()
 
@@ -49,7 +54,55 @@ class Summaries:
         found = con.execute("SELECT count(*) FROM shap_rows WHERE job_id = ?", [job_id]).fetchone()
         return JobSummaries(self, con, job_id, int(found[0]))
 
-    def get(self, key: tuple, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    def compare(self, con, job_a: str, job_b: str, class_label, top: int, wait=None):
+        """storage.shap_compare.compare of two jobs as the views of `con` hold them.
+
+        With `wait` (seconds), None if it is not ready by then: a thread goes on
+        computing it, on a connection of its own, and keeps it (half a minute
+        for two L2G-size jobs).
+        """
+        rows = (self.of(con, job_a).rows, self.of(con, job_b).rows)
+        key = ("compare", job_a, job_b, rows, class_label, top)
+        if wait is None:
+            return self.get(key, lambda: shap_compare.compare(con, job_a, job_b, class_label, top))
+
+        def compute():
+            with views_connection() as own:
+                return shap_compare.compare(own, job_a, job_b, class_label, top)
+
+        return self.soon(key, compute, wait)
+
+    def soon(self, key: tuple, compute: Callable[[], object], wait: float):
+        """The summary under `key` if it is kept or computed within `wait` seconds, else None
+        while a thread goes on computing it; an error within `wait` is raised here."""
+        finished, failed = threading.Event(), []
+
+        def run():
+            try:
+                self.get(key, compute)
+            except Exception as exc:  # handed to the asker (a 400 line), or logged
+                failed.append(exc)
+                log.debug("computing %s: %s", key, exc)
+            finally:
+                finished.set()
+
+        with self._lock:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key]
+            computing = self._computing.get(key)
+        if computing is not None:  # another asker's thread computes it
+            computing.wait(wait)
+            with self._lock:
+                return self._kept.get(key)  # None: not yet, or it failed (the next ask says)
+        threading.Thread(target=run, daemon=True).start()
+        if not finished.wait(wait):
+            return None
+        if failed:
+            raise failed[0]
+        return self.get(key, compute)
+
+    def get(self, key: tuple, compute: Callable[[], object]):
         """The summary kept under `key`, computed first if need be (once, if two threads ask)."""
         with self._lock:
             if key in self._kept:
@@ -82,7 +135,7 @@ class JobSummaries:
     job_id: str
     rows: int
 
-    def _get(self, name: str, compute, *args) -> pd.DataFrame:
+    def _get(self, name: str, compute, *args):
         key = (self.job_id, self.rows, name, *args)
         return self.kept.get(key, lambda: compute(self.con, self.job_id, *args))
 
@@ -95,11 +148,11 @@ class JobSummaries:
     def presence(self, klass: int | None) -> pd.DataFrame:
         return self._get("presence", shap_queries.presence, klass)
 
-    def beeswarm_sample(self, features: list[str], rows: int, klass: int | None):
-        def sample(con, job_id, features, rows, klass):
-            return shap_queries.beeswarm_sample(con, job_id, list(features), rows, klass)
+    def beeswarm_bins(self, top: int, bins: int, klass: int | None) -> pd.DataFrame:
+        return self._get("beeswarm", shap_bins.beeswarm_bins, top, bins, klass)
 
-        return self._get("beeswarm", sample, tuple(features), rows, klass)
+    def dependence_bins(self, feature: str, bins: int, klass: int | None) -> dict:
+        return self._get("dependence", shap_bins.dependence_bins, feature, bins, klass)
 
 
 KEPT = Summaries()  # the server's: pages and the warmer share it
@@ -108,14 +161,22 @@ KEPT = Summaries()  # the server's: pages and the warmer share it
 class Warmer:
     """Computes the first pages of finished SHAP jobs ahead, on a thread, one job at a time.
 
-    `tick()` runs on the server's loop every few seconds; `warm(job_id)` builds a
-    job's default page and its per-model page, which leaves their summaries kept.
+    `tick()` runs on the server's loop every few seconds; `warm(con, job_id)` builds
+    a job's default page and its per-model page, which leaves their summaries
+    kept; then, once every job's pages are, `then(con, job_id)` (a comparison with
+    the job before it: half a minute at L2G size, where a page takes seconds).
     A job is warmed again only when its number of finished shards changes (a retry).
     """
 
-    def __init__(self, connect: Callable, warm: Callable[[object, str], None]):
+    def __init__(
+        self,
+        connect: Callable,
+        warm: Callable[[object, str], None],
+        then: Callable[[object, str], None] | None = None,
+    ):
         self.connect = connect
         self.warm = warm
+        self.then = then
         self.warmed: dict[str, int] = {}  # job id -> finished shards when warmed
         self.busy = False
 
@@ -143,13 +204,13 @@ class Warmer:
                        ORDER BY j.created_at DESC LIMIT ?""",
                     [WARM_JOBS],
                 ).fetchall()
-                for job_id, done in finished:
-                    if self.warmed.get(job_id) == done:
-                        continue
-                    self.warmed[job_id] = done  # tried once, even if it fails: no retry loop
-                    try:
-                        self.warm(con, job_id)
-                    except GenejobsError as exc:  # a job deleted meanwhile
-                        log.debug("warming the pages of %s: %s", job_id, exc)
+                todo = [job for job, done in finished if self.warmed.get(job) != done]
+                self.warmed.update(dict(finished))  # tried once, even if it fails: no retries
+                for step in [s for s in (self.warm, self.then) if s is not None]:
+                    for job_id in todo:
+                        try:
+                            step(con, job_id)
+                        except GenejobsError as exc:  # a job deleted meanwhile
+                            log.debug("warming the pages of %s: %s", job_id, exc)
         except (GenejobsError, duckdb.Error) as exc:  # no views yet
             log.debug("warming the SHAP pages: %s", exc)

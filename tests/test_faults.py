@@ -390,6 +390,7 @@ def test_a_task_of_several_runs_delivered_again_sends_each_alone(faulty):
 
 def test_a_task_of_runs_that_takes_long_hands_the_rest_back(faulty, monkeypatch):
     from genejobs.tasks import importance
+    from genejobs.worker.tasks import CHANNEL
 
     job_id = plan_while_stopped("importance", "tissue", "--model", "dummy", "--runs", "24")
     tasks = wait_until(lambda: all_queued(24), 10, 0.05, "the tasks")
@@ -399,7 +400,7 @@ def test_a_task_of_runs_that_takes_long_hands_the_rest_back(faulty, monkeypatch)
     )[0]
     seeds = sorted(s for (s,) in sql(f"SELECT seed FROM runs WHERE job_id = '{job_id}'"))
     monkeypatch.setattr(importance, "HAND_BACK_FACTOR", 0.0)
-    said = importance.execute_many(job_id, dataset_id, path, "dummy", seeds, test_size)
+    said = importance.execute_many(CHANNEL, job_id, dataset_id, path, "dummy", seeds, test_size)
     assert said == "1 runs done, 23 handed back"
     back = [t for t in queued_tasks() if t["id"] not in {task["id"] for task in tasks}]
     assert sorted(len(t["units"]) for t in back) == [11, 12]

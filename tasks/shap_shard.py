@@ -68,13 +68,15 @@ def explain_rows(
     models: dict[int, tuple[TreeModel, list[int]]],
     zero_is_present: bool = False,
     engine: str = "auto",
+    model_engines: dict[int, str] | None = None,
 ) -> ShardResult:
     """Explain every row with its model; `models` maps model id -> (model, job feature indices).
 
     The feature indices give, for each of the model's features in its own
     order, the job feature it reads, so a table with columns in another order
-    is matched by name. Values are float32; the writer sorts them when it
-    ingests a job's shards together.
+    is matched by name. `model_engines` names a model's engine where its plan chose
+    one (model id -> engine), else `engine` is used. Values are float32; the
+    writer sorts them when it ingests a job's shards together.
     """
     import pyarrow as pa
 
@@ -85,7 +87,8 @@ def explain_rows(
         model, columns = models[int(model_id)]
         mask = rows.model_id == model_id
         X = rows.X[mask]
-        explained = explain(model, X[:, columns], engine)
+        chosen = (model_engines or {}).get(int(model_id), engine)
+        explained = explain(model, X[:, columns], chosen)
         engines.append(explained.engine)
         n, k = len(X), model.n_outputs
         shap = np.zeros((n, k, n_features), dtype=np.float64)
@@ -224,15 +227,18 @@ def shap_shard(
     worker = channel.worker
     try:
         rows = _input(input_path).slice(first_row, first_row + n_rows)
-        loaded = {}
+        loaded, engines = {}, {}
         needed = set(np.unique(rows.model_id).tolist())
         for spec in models:
             if int(spec["model_id"]) not in needed:
                 continue  # a shard's rows mostly belong to one model
             model = _model(json.dumps(spec, sort_keys=True))
-            choose_engine(model, engine)
+            # The plan's choice for this model (`auto` checked it on the job's rows); a job
+            # planned before engines were chosen per model has none.
+            chosen = spec.get("engine", engine) if engine == "auto" else engine
+            engines[int(spec["model_id"])] = choose_engine(model, chosen)
             loaded[int(spec["model_id"])] = (model, list(spec["columns"]))
-        result = explain_rows(rows, loaded, zero_is_present, engine)
+        result = explain_rows(rows, loaded, zero_is_present, engine, engines)
         rows_path, values_path = spool_paths(job_id, shard)
         home = settings().home
         (home / rows_path).parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ def plan_shap(
     partition_col: str | None = None,
     id_cols: list[str] | None = None,
     features: list[str] | None = None,
-    shard_rows: int = DEFAULT_SHARD_ROWS,
+    shard_rows: int | None = None,
     zero_is_present: bool = False,
     groups: str | os.PathLike | None = None,
     class_names: list[str] | None = None,
@@ -38,8 +38,9 @@ def plan_shap(
     `table`: a CSV/Parquet file or a registered dataset's name. `models`: model
     files, `genejobs:MODEL_ID` or `genejobs:JOB:SEED`, each `VALUES=PATH` with
     `partition_col`; `manifest`: a file of `VALUES<TAB>PATH` lines. `groups`: a
-    file of `feature<TAB>group` lines. The plan holds `job_id`, `shards`,
-    `n_rows` and `n_features`.
+    file of `feature<TAB>group` lines. `shard_rows`: by default what suits the
+    engine that explains most rows. The plan holds `job_id`, `shards`, `n_rows`,
+    `n_features` and `engine_notes` (the engine each model runs, and why).
     """
     from genejobs.tasks.shap_input import parse_model_option, prepare_job, read_manifest
     from genejobs.worker import inbox
@@ -67,8 +68,14 @@ def plan_shap(
     if not inbox.writer_alive(conn):
         raise ServiceUnavailable("the genejobs writer is not running; start it with `genejobs up`")
     job_id = "shap-" + uuid.uuid4().hex[:10]
-    plan = _write_and_plan(job_id, prepared, source, shard_rows, zero_is_present, engine, grouping)
-    return {**plan, "n_rows": len(prepared.input), "n_features": len(prepared.features)}
+    rows = shard_rows or prepared.shard_rows
+    plan = _write_and_plan(job_id, prepared, source, rows, zero_is_present, engine, grouping)
+    return {
+        **plan,
+        "n_rows": len(prepared.input),
+        "n_features": len(prepared.features),
+        "engine_notes": list(prepared.notes),
+    }
 
 
 def _read_source(table: str) -> tuple:

@@ -84,7 +84,7 @@ def _csv(value: str | None) -> list[str] | None:
     default="auto",
     show_default=True,
     help="auto: per model, WOODELF where it equals shap.TreeExplainer within 1e-5 on 200 of "
-    "the job's rows (single-output XGBoost), else FastTreeSHAP v1 for binary boosters, the "
+    "the job's rows (single-output boosters), else FastTreeSHAP v1 where it does, the "
     "library's own TreeSHAP for multiclass ones, shap.TreeExplainer for scikit-learn models; "
     "the engine each model runs, and why, is printed.",
 )

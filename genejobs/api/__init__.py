@@ -88,7 +88,6 @@ _MODULES = {
     "shap_move": "_shap_compare",
     "shap_beeswarm_bins": "_shap_compare",
     "shap_dependence_bins": "_shap_compare",
-    "DEFAULT_SHARD_ROWS": "_shap_plan",
     "plan_shap": "_shap_plan",
     "sql": "_sql",
     "tables": "_sql",

@@ -16,8 +16,6 @@ from pathlib import Path
 from genejobs.api._reading import reading
 from genejobs.errors import InputError, ServiceUnavailable
 
-DEFAULT_SHARD_ROWS = 10_000
-
 
 def plan_shap(
     table: str | os.PathLike,

@@ -58,20 +58,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'genejobs' has no attribute {name!r}")
 
 
-__all__ = [
-    "GenejobsError",
-    "InputError",
-    "Job",
-    "NotFoundError",
-    "ServiceUnavailable",
-    "add_dataset",
-    "datasets",
-    "gene_counts",
-    "importance",
-    "job",
-    "jobs",
-    "shap_global",
-    "shap_local",
-    "shap_presence",
-    "sql",
-]
+__all__ = sorted(_API | _ERRORS)
